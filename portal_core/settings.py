@@ -1,0 +1,175 @@
+"""The core's own settings, and :func:`load_config`, which reads and validates every section at once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from . import backends
+from .config import ByteSize, ConfigError, ConfigProblem, ConfigSection, parse_size, read_section, setting
+
+DEFAULT_LIMITS = {
+    "free": (100 * 1024**2, 1024**3),
+    "pro": (5 * 1024**3, 100 * 1024**3),
+}
+
+
+def _http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "must be an absolute http:// or https:// URL"
+    if parts.path not in ("", "/") or parts.query:
+        return "must be the site's root URL, with no path or query"
+    return None
+
+
+def _postgres_url(value: str) -> str | None:
+    if urlsplit(value).scheme not in ("postgres", "postgresql"):
+        return "must be a postgresql:// URL"
+    return None
+
+
+def _one_of(*choices: str):
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+    return check
+
+
+def _port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a port number from 0 to 65535"
+
+
+def _positive(value: int) -> str | None:
+    return None if value > 0 else "must be greater than zero"
+
+
+def _plan_limits(values: dict[str, str]) -> str | None:
+    for key, raw in values.items():
+        if not (key.endswith("_max_file") or key.endswith("_quota")):
+            return f"PLAN_{key.upper()} is not a known plan setting (PLAN_<NAME>_MAX_FILE or PLAN_<NAME>_QUOTA)"
+        try:
+            parse_size(raw)
+        except ValueError as exc:
+            return f"PLAN_{key.upper()}: {exc}"
+    return None
+
+
+@attrs.frozen
+class Limits:
+    """How much one plan may store: bytes per file and bytes in all."""
+
+    max_file: int
+    quota: int
+
+
+@attrs.frozen
+class CoreSettings:
+    """Settings the core itself needs, whichever plugins are selected."""
+
+    dev_mode: bool = setting("DEV_MODE", default=False, hint="true on a laptop: stub auth, storage and billing")
+    app_base_url: str = setting(
+        "APP_BASE_URL", dev_default="http://127.0.0.1:8080", check=_http_url,
+        hint="the public URL customers use, e.g. https://portal.example.com (OIDC callbacks and Stripe return here)")
+    database_url: str | None = setting(
+        "DATABASE_URL", dev_default=None, check=_postgres_url,
+        hint="postgresql://user:password@host:5432/dbname (in DEV_MODE, leave unset for a throwaway local PostgreSQL)")
+    host: str = setting("HOST", default="0.0.0.0", dev_default="127.0.0.1", hint="address to listen on")
+    port: int = setting("PORT", default=8080, check=_port, hint="TCP port to listen on")
+    data_dir: Path = setting("PORTAL_DATA_DIR", default=Path(".portal-data"),
+                             hint="where DEV_MODE keeps uploaded files and its throwaway database")
+    auth_backend: str = setting("AUTH_BACKEND", default="oidc", dev_default="dev", hint="which plugin signs people in")
+    storage_backend: str = setting("STORAGE_BACKEND", default="r2", dev_default="dev", hint="which plugin stores artifacts")
+    billing_backend: str = setting("BILLING_BACKEND", default="stripe", dev_default="dev", hint="which plugin takes payment")
+    disable_plugins: tuple[str, ...] = setting("PORTAL_DISABLE_PLUGINS", default=(),
+                                               hint="comma-separated plugin names to block")
+    log_format: str = setting("LOG_FORMAT", default="text", check=_one_of("text", "json"), hint="text or json")
+    log_level: str = setting("LOG_LEVEL", default="INFO", check=_one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+                             hint="DEBUG, INFO, WARNING or ERROR")
+    session_idle_seconds: int = setting("SESSION_IDLE_SECONDS", default=12 * 3600, check=_positive,
+                                        hint="a session unused this long ends")
+    session_max_age_seconds: int = setting("SESSION_MAX_AGE_SECONDS", default=14 * 86400, check=_positive,
+                                           hint="a session ends this long after sign-in, however active")
+    database_connect_timeout: int = setting("DATABASE_CONNECT_TIMEOUT", default=30, check=_positive,
+                                            hint="seconds to keep retrying the database at start before giving up")
+    shutdown_grace_seconds: int = setting("SHUTDOWN_GRACE_SECONDS", default=20, check=_positive,
+                                          hint="seconds in-flight requests get to finish after SIGTERM")
+    plan_limits: dict[str, str] = setting("PLAN_", prefix=True, check=_plan_limits,
+                                          hint="PLAN_<NAME>_MAX_FILE and PLAN_<NAME>_QUOTA, e.g. PLAN_FREE_QUOTA=1GiB")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.app_base_url.startswith("https://")
+
+    @property
+    def base_url(self) -> str:
+        """APP_BASE_URL without a trailing slash."""
+        return self.app_base_url.rstrip("/")
+
+    def limits(self, plan: str) -> Limits:
+        """The limits of ``plan``: PLAN_<NAME>_* when set, else the built-in default (unknown plans get pro's)."""
+        default_file, default_quota = DEFAULT_LIMITS.get(plan, DEFAULT_LIMITS["pro"])
+        max_file = self.plan_limits.get(f"{plan}_max_file")
+        quota = self.plan_limits.get(f"{plan}_quota")
+        return Limits(parse_size(max_file) if max_file else default_file, parse_size(quota) if quota else default_quota)
+
+
+@attrs.frozen
+class Config:
+    """Everything validated at start: the core's settings, every section's, and the chosen backends."""
+
+    core: CoreSettings
+    sections: Mapping[str, Any]
+    selections: Mapping[str, backends.Selection]
+
+    def backend_settings(self, service: str) -> Any:
+        return self.sections.get(f"{service}:{self.selections[service].backend.name}")
+
+
+def load_config(env: Mapping[str, str], pm: Any) -> Config:
+    """Read and validate the core's settings, every plugin section and the selected backends' sections.
+
+    Raises :class:`ConfigError` listing every problem at once. Opens nothing and touches no database.
+    """
+    dev_probe, dev_problems = read_section(_DevProbe, env, dev_mode=False)
+    dev_mode = bool(dev_probe and dev_probe.dev_mode)
+    core, problems = read_section(CoreSettings, env, dev_mode=dev_mode)
+    problems = [p for p in problems if p.variable != "DEV_MODE"] + dev_problems
+    sections: dict[str, Any] = {}
+    selections: dict[str, backends.Selection] = {}
+    if core is not None:
+        selections, selection_problems = backends.select(pm, core, env)
+        problems += selection_problems
+    for selection in selections.values():
+        if selection.backend.settings is not None:
+            value, section_problems = read_section(selection.backend.settings, env, dev_mode=dev_mode)
+            problems += section_problems
+            sections[f"{selection.service}:{selection.backend.name}"] = value
+    for group in pm.hook.portal_config_sections():
+        for section in group or ():
+            if not isinstance(section, ConfigSection):
+                raise TypeError(f"portal_config_sections must return ConfigSection objects, got {section!r}")
+            value, section_problems = read_section(section.settings, env, dev_mode=dev_mode)
+            problems += section_problems
+            sections[section.name] = value
+    if problems:
+        raise ConfigError(_unique(problems))
+    return Config(core=core, sections=sections, selections=selections)
+
+
+@attrs.frozen
+class _DevProbe:
+    dev_mode: bool = setting("DEV_MODE", default=False, hint="true or false")
+
+
+def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    seen: set[str] = set()
+    result = []
+    for problem in problems:
+        if problem.variable not in seen:
+            seen.add(problem.variable)
+            result.append(problem)
+    return result
