@@ -1,0 +1,127 @@
+// The account page (/account): create API tokens (shown once, with a copy button), list and revoke them.
+
+import { api } from './api.js';
+import { byId, confirmAction, h, notify } from './dom.js';
+import { humanDateTime } from './format.js';
+import { startSignedInPage } from './layout.js';
+
+function tokenRow(token, onRevoke) {
+  const revoke = h(
+    'button',
+    { type: 'button', className: 'button button-small button-danger', 'aria-label': `Revoke token ${token.name}`, dataset: { testid: 'token-revoke' } },
+    'Revoke',
+  );
+  revoke.addEventListener('click', () => onRevoke(token, revoke));
+  return h(
+    'tr',
+    { dataset: { testid: 'token-row', tokenId: String(token.id) } },
+    h('td', { className: 'cell-name', dataset: { label: 'Name', testid: 'token-name' } }, token.name),
+    h('td', { dataset: { label: 'Created' } }, humanDateTime(token.created_at)),
+    h('td', { dataset: { label: 'Last used', testid: 'token-last-used' } }, token.last_used_at ? humanDateTime(token.last_used_at) : 'Never'),
+    h('td', { className: 'cell-actions' }, h('div', { className: 'row-actions' }, revoke)),
+  );
+}
+
+function showTokens(tokens) {
+  const body = byId('tokens-body');
+  body.replaceChildren(...tokens.map((token) => tokenRow(token, revokeToken)));
+  byId('tokens-empty').hidden = tokens.length > 0;
+  byId('tokens-table').hidden = tokens.length === 0;
+}
+
+async function loadTokens() {
+  try {
+    const { tokens } = await api('/api/tokens');
+    showTokens(tokens);
+  } catch (error) {
+    notify(`Could not load your tokens: ${error.message}`, { key: 'tokens' });
+  }
+}
+
+async function revokeToken(token, button) {
+  const confirmed = await confirmAction({
+    title: 'Revoke this token?',
+    message: `Anything using “${token.name}” will stop working at once.`,
+    confirmLabel: 'Revoke token',
+  });
+  if (!confirmed) {
+    button.focus();
+    return;
+  }
+  button.disabled = true;
+  try {
+    await api(`/api/tokens/${encodeURIComponent(token.id)}`, { method: 'DELETE' });
+    notify(`Revoked “${token.name}”.`, { kind: 'success', key: 'tokens' });
+  } catch (error) {
+    button.disabled = false;
+    if (error.status !== 404) {
+      notify(`Could not revoke “${token.name}”: ${error.message}`, { key: 'tokens' });
+      return;
+    }
+  }
+  await loadTokens();
+  byId('tokens-title').focus();
+}
+
+function showNewToken(secret) {
+  const section = byId('new-token');
+  byId('new-token-value').value = secret;
+  byId('new-token-copied').textContent = '';
+  section.hidden = false;
+  byId('new-token-title').focus();
+}
+
+function hideNewToken() {
+  // Forget the secret as soon as the person is done with it.
+  byId('new-token-value').value = '';
+  byId('new-token').hidden = true;
+  byId('token-name').focus();
+}
+
+async function copyNewToken() {
+  const field = byId('new-token-value');
+  const status = byId('new-token-copied');
+  try {
+    await navigator.clipboard.writeText(field.value);
+    status.textContent = 'Copied to the clipboard.';
+  } catch (_) {
+    // No clipboard permission: select it so Ctrl+C / long-press copies it.
+    field.select();
+    status.textContent = 'Press Ctrl+C (or ⌘C) to copy the selected token.';
+  }
+}
+
+async function createToken(event) {
+  event.preventDefault();
+  const input = byId('token-name');
+  const name = input.value.trim();
+  if (!name) {
+    notify('Give the token a name, so you can tell it apart later.', { key: 'tokens' });
+    input.focus();
+    return;
+  }
+  const submit = byId('token-create');
+  submit.disabled = true;
+  try {
+    const created = await api('/api/tokens', { method: 'POST', body: { name } });
+    input.value = '';
+    showNewToken(created.token);
+    await loadTokens();
+  } catch (error) {
+    notify(`Could not create the token: ${error.message}`, { key: 'tokens' });
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+async function main() {
+  const me = await startSignedInPage();
+  if (!me) return;
+  byId('token-form').addEventListener('submit', createToken);
+  byId('new-token-copy').addEventListener('click', copyNewToken);
+  byId('new-token-done').addEventListener('click', hideNewToken);
+  byId('new-token-value').addEventListener('focus', (event) => event.target.select());
+  await loadTokens();
+}
+
+main();

@@ -1,0 +1,50 @@
+// The dashboard (/): plan badge, usage against the quota, uploads and the artifact table.
+
+import { api } from './api.js';
+import { ArtifactTable } from './artifacts.js';
+import { byId } from './dom.js';
+import { humanSize, planLabel } from './format.js';
+import { startSignedInPage } from './layout.js';
+import { setUpUploader } from './uploader.js';
+
+/** Fill the plan badge, the usage meter and the plan warning from an /api/me answer. */
+export function showPlanAndUsage(me) {
+  const badge = byId('plan-badge');
+  badge.textContent = planLabel(me.plan.name);
+  badge.dataset.plan = me.plan.name;
+  const { max_file: maxFile, quota } = me.plan.limits;
+  const meter = byId('usage-meter');
+  meter.max = quota;
+  meter.high = quota * 0.8;
+  meter.optimum = 0;
+  meter.value = Math.min(me.usage.bytes, quota);
+  const files = me.usage.count === 1 ? '1 file' : `${me.usage.count} files`;
+  byId('usage-text').textContent = `${humanSize(me.usage.bytes)} of ${humanSize(quota)} used (${files})`;
+  byId('upload-hint').textContent = `Files up to ${humanSize(maxFile)} on the ${planLabel(me.plan.name)} plan.`;
+  const warning = byId('plan-warning');
+  warning.hidden = !me.plan.warning;
+  byId('plan-warning-text').textContent = me.plan.warning || '';
+}
+
+async function refreshUsage() {
+  try {
+    showPlanAndUsage(await api('/api/me'));
+  } catch (_) {
+    // The usage line is a nicety; the next page load shows it again.
+  }
+}
+
+async function main() {
+  const me = await startSignedInPage();
+  if (!me) return;
+  showPlanAndUsage(me);
+  const table = new ArtifactTable({ onChange: refreshUsage });
+  setUpUploader({
+    onUploaded: async () => {
+      await Promise.all([table.reload(), refreshUsage()]);
+    },
+  });
+  await table.reload();
+}
+
+main();

@@ -1,0 +1,86 @@
+// What every page shares: the development-mode banner, the header (nav + sign-out), the notice area,
+// and loading the signed-in user (or sending the browser to the sign-in page).
+
+import { api, ApiError, redirectToLogin, setCsrfToken } from './api.js';
+import { h, notify } from './dom.js';
+
+const NAV = [
+  { href: '/', label: 'Artifacts', id: 'nav-artifacts' },
+  { href: '/account', label: 'API tokens', id: 'nav-account' },
+  { href: '/billing', label: 'Billing', id: 'nav-billing' },
+];
+
+/** True when the portal was started with DEV_MODE (the core writes it on <html data-dev-mode>). */
+export function isDevMode() {
+  return document.documentElement.dataset.devMode === 'true';
+}
+
+function devBanner() {
+  return h(
+    'div',
+    { id: 'dev-banner', className: 'dev-banner', role: 'note', dataset: { testid: 'dev-banner' } },
+    h('strong', {}, 'Development mode'),
+    ' — no real sign-in, storage or payments.',
+  );
+}
+
+function signOutForm() {
+  const form = h(
+    'form',
+    { method: 'post', action: '/auth/logout', className: 'sign-out' },
+    h('input', { type: 'hidden', name: 'csrf_token', id: 'sign-out-csrf' }),
+    h('button', { type: 'submit', id: 'sign-out', className: 'button button-quiet', dataset: { testid: 'sign-out' } }, 'Sign out'),
+  );
+  return form;
+}
+
+function header(signedIn) {
+  const here = window.location.pathname;
+  const brand = h('a', { href: '/', className: 'brand' }, h('img', { src: new URL('../img/logo.svg', import.meta.url).href, alt: '', width: 28, height: 28 }), 'Portal');
+  const bar = h('div', { className: 'header-inner' }, brand);
+  if (signedIn) {
+    const links = NAV.map(({ href, label, id }) =>
+      h('li', {}, h('a', { href, id, 'aria-current': href === here ? 'page' : null }, label)));
+    bar.append(
+      h('nav', { 'aria-label': 'Main' }, h('ul', {}, links)),
+      h('div', { className: 'header-user' }, h('span', { id: 'user-email', className: 'user-email' }), signOutForm()),
+    );
+  }
+  return h('header', { className: 'site-header', id: 'site-header' }, bar);
+}
+
+/** Put the banner, header and notice area in place. `signedIn` adds the nav and the sign-out button. */
+export function renderChrome({ signedIn }) {
+  const main = document.getElementById('main');
+  const notices = h('div', { id: 'notices', className: 'notices' });
+  main.prepend(notices);
+  const top = [];
+  if (isDevMode()) top.push(devBanner());
+  top.push(header(signedIn));
+  document.body.prepend(h('a', { className: 'skip-link', href: '#main' }, 'Skip to content'), ...top);
+}
+
+/**
+ * Start a page that needs a signed-in user: draws the chrome, loads /api/me and returns it, or sends
+ * the browser to /login (401) and returns null. Other failures are shown and also return null.
+ */
+export async function startSignedInPage() {
+  renderChrome({ signedIn: true });
+  let me;
+  try {
+    me = await api('/api/me');
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      redirectToLogin();
+      return null;
+    }
+    notify(error.message, { key: 'me' });
+    return null;
+  }
+  setCsrfToken(me.csrf_token);
+  document.getElementById('sign-out-csrf').value = me.csrf_token;
+  document.getElementById('user-email').textContent = me.user.email;
+  document.getElementById('main').removeAttribute('aria-busy');
+  for (const section of document.querySelectorAll('[data-needs-user]')) section.hidden = false;
+  return me;
+}

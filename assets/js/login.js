@@ -1,0 +1,47 @@
+// The sign-in page (/login): one button to the identity provider (in DEV_MODE, the development
+// sign-in form), keeping ?next= so the person lands where they were going.
+
+import { api } from './api.js';
+import { byId } from './dom.js';
+import { isDevMode, renderChrome } from './layout.js';
+
+/** ?next= if it is a path on this site; anything else (another host, "//evil") becomes "/". */
+export function safeNext(raw) {
+  if (typeof raw !== 'string' || !raw.startsWith('/') || raw.startsWith('//') || raw.startsWith('/\\')) return '/';
+  return raw;
+}
+
+async function main() {
+  renderChrome({ signedIn: false });
+  const params = new URLSearchParams(window.location.search);
+  const next = safeNext(params.get('next'));
+  const button = byId('sign-in');
+  button.href = `/auth/login?next=${encodeURIComponent(next)}`;
+  byId('continue-link').href = next;
+
+  const error = params.get('error');
+  if (error) {
+    const box = byId('login-error');
+    // Plain text, capped: the parameter comes from a URL anyone can craft.
+    box.textContent = `Sign-in did not complete: ${error.slice(0, 200)}`;
+    box.hidden = false;
+  }
+
+  if (isDevMode()) {
+    button.textContent = 'Continue to the development sign-in form';
+    byId('sign-in-note').textContent = 'Development mode: you choose any email and name; no password, nothing leaves this machine.';
+  } else {
+    button.textContent = 'Sign in with your account';
+    byId('sign-in-note').textContent = 'You will be sent to our identity provider and brought back here.';
+  }
+
+  try {
+    const me = await api('/api/me');
+    byId('signed-in-email').textContent = me.user.email;
+    byId('signed-in-already').hidden = false;
+  } catch (_) {
+    // Not signed in: the normal case on this page.
+  }
+}
+
+main();
