@@ -136,7 +136,7 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(int, _to_int)
     converter.register_structure_hook(ByteSize, lambda raw, _t: ByteSize(parse_size(raw)))
     converter.register_structure_hook(Path, lambda raw, _t: Path(str(raw)).expanduser())
-    converter.register_structure_hook(tuple[str, ...], _to_tuple)
+    converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _to_tuple)
     converter.register_structure_hook(str, lambda raw, _t: str(raw).strip())
     return converter
 

@@ -112,9 +112,14 @@ class LoginFailed(ServiceError):
 
 @runtime_checkable
 class AuthProvider(Protocol):
-    """Signs people in. Production: OIDC (Pocket ID); DEV_MODE: a development sign-in form."""
+    """Signs people in. Production: OIDC (Pocket ID); DEV_MODE: a development sign-in form.
+
+    ``form_action_origins`` lists origins a signed-in page's sign-out form may end up redirected to
+    (the provider's end-session endpoint); the core adds them to the CSP's form-action.
+    """
 
     name: str
+    form_action_origins: tuple[str, ...]
 
     async def begin_login(self, *, callback_url: str) -> LoginStart:
         """Start a sign-in: the URL to redirect the browser to, and the state to keep until the callback."""

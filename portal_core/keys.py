@@ -20,3 +20,4 @@ BILLING = web.AppKey("billing", "Billing")
 METRICS = web.AppKey("metrics", Any)  # portal_core.metrics.Metrics
 ASSETS = web.AppKey("assets", Any)  # portal_core.web.assets.Assets
 HEALTH_CACHE = web.AppKey("health_cache", Any)
+SECURITY_HEADERS = web.AppKey("security_headers", dict)

@@ -1,0 +1,207 @@
+"""The `portal` command: serve (the default), check-config, plugins, schema show|apply, healthcheck, smoke."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+
+import attrs
+
+from . import __version__
+from .config import EX_CONFIG, ConfigError, describe, environment
+from .logs import configure_logging
+
+EX_UNAVAILABLE = 69  # sysexits.h: a service we depend on is unavailable
+
+log = logging.getLogger("portal")
+
+
+def _load(env):
+    from .plugins import make_plugin_manager
+    from .settings import load_config
+
+    disabled = tuple(p.strip() for p in env.get("PORTAL_DISABLE_PLUGINS", "").split(",") if p.strip())
+    pm = make_plugin_manager(disabled)
+    return pm, load_config(env, pm)
+
+
+def _config_or_exit(env):
+    try:
+        return _load(env)
+    except ConfigError as exc:
+        print(f"portal: {exc}", file=sys.stderr)
+        raise SystemExit(EX_CONFIG) from None
+
+
+def cmd_serve(args) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+    from .db import DatabaseUnavailable
+    from .devdb import NoPostgres, throwaway_postgres
+
+    env = environment()
+    pm, config = _config_or_exit(env)
+    core = config.core
+    configure_logging(core.log_format, core.log_level)
+    with contextlib.ExitStack() as stack:
+        if core.database_url is None:
+            try:
+                url = stack.enter_context(throwaway_postgres(core.data_dir))
+            except NoPostgres as exc:
+                print(f"portal: {exc}", file=sys.stderr)
+                return EX_UNAVAILABLE
+            config = attrs.evolve(config, core=attrs.evolve(core, database_url=url))
+        app = create_app(config, pm)
+        log.info("portal %s listening on http://%s:%s (public URL %s)", __version__, core.host, core.port, core.app_base_url)
+        try:
+            web.run_app(app, host=core.host, port=core.port, shutdown_timeout=core.shutdown_grace_seconds,
+                        print=None, access_log=None, handle_signals=True)
+        except DatabaseUnavailable as exc:
+            log.error("%s", exc)
+            print(f"portal: {exc}", file=sys.stderr)
+            return EX_UNAVAILABLE
+    return 0
+
+
+def cmd_check_config(args) -> int:
+    env = environment()
+    _pm, config = _config_or_exit(env)
+    print(f"portal {__version__}: configuration OK ({'DEV_MODE' if config.core.dev_mode else 'production'})")
+    print("\n[core]")
+    for name, value in describe(config.core):
+        print(f"  {name}={value}")
+    for section, value in config.sections.items():
+        print(f"\n[{section}]")
+        for name, shown in describe(value):
+            print(f"  {name}={shown}")
+    print("\n[backends]")
+    for service, selection in config.selections.items():
+        print(f"  {service}: {selection.backend.name} (plugin {selection.plugin}; {selection.reason})")
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from .backends import offered, select
+    from .plugins import describe_plugins, make_plugin_manager
+    from .settings import CoreSettings
+    from .config import read_section
+
+    env = environment()
+    disabled = tuple(p.strip() for p in env.get("PORTAL_DISABLE_PLUGINS", "").split(",") if p.strip())
+    pm = make_plugin_manager(disabled)
+    print("Plugins:")
+    for row in describe_plugins(pm):
+        print(f"  {row['name']}  ({row['distribution']} {row['version']})".rstrip())
+        print(f"      hooks: {', '.join(row['hooks']) or '(none)'}")
+    if disabled:
+        print(f"  blocked by PORTAL_DISABLE_PLUGINS: {', '.join(disabled)}")
+    print("\nBackends offered:")
+    for service, items in offered(pm).items():
+        names = ", ".join(f"{b.name} (from {plugin})" for plugin, b in items) or "(none)"
+        print(f"  {service}: {names}")
+    dev_mode = env.get("DEV_MODE", "").strip().lower() in ("1", "true", "yes", "on")
+    core, problems = read_section(CoreSettings, env, dev_mode=dev_mode)
+    print("\nSelected:")
+    if core is not None:
+        selections, selection_problems = select(pm, core, env)
+        problems = problems + selection_problems
+        for service, selection in selections.items():
+            print(f"  {service}: {selection.backend.name} from plugin {selection.plugin} — {selection.reason}")
+    for problem in problems:
+        print(f"  problem: {problem}")
+    return 0 if not problems else EX_CONFIG
+
+
+def cmd_schema(args) -> int:
+    from .db import apply_schema, create_pool, schema_parts
+
+    env = environment()
+    if args.action == "show":
+        try:
+            pm, config = _load(env)
+            parts = schema_parts(pm, config)
+        except ConfigError:
+            from .db import core_schema
+
+            parts = [("schema.sql", core_schema() + "\n-- (plugin SQL is shown once the configuration is valid)")]
+        for name, sql in parts:
+            print(f"-- ===== {name} =====\n{sql.rstrip()}\n")
+        return 0
+    pm, config = _config_or_exit(env)
+    if config.core.database_url is None:
+        print("portal: schema apply needs DATABASE_URL", file=sys.stderr)
+        return EX_CONFIG
+    configure_logging(config.core.log_format, config.core.log_level)
+
+    async def run():
+        pool = await create_pool(config.core.database_url, connect_timeout=config.core.database_connect_timeout)
+        try:
+            return await apply_schema(pool, schema_parts(pm, config), version=__version__)
+        finally:
+            pool.close()
+            await pool.wait_closed()
+
+    from .db import DatabaseUnavailable
+
+    try:
+        result = asyncio.run(run())
+    except DatabaseUnavailable as exc:
+        print(f"portal: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    print(f"schema {result.schema_hash[:12]} applied in {result.seconds * 1000:.0f} ms"
+          f"{' (recorded as a new provisioning)' if result.recorded else ' (already provisioned by this build)'}")
+    return 0
+
+
+def cmd_healthcheck(args) -> int:
+    env = environment()
+    port = env.get("PORT", "").strip() or "8080"
+    url = args.url or f"http://127.0.0.1:{port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            body = json.loads(response.read() or b"{}")
+            print(f"{response.status} {body.get('status', '?')}")
+            return 0 if response.status == 200 else 1
+    except urllib.error.HTTPError as exc:
+        print(f"{exc.code} {exc.read()[:300].decode(errors='replace')}")
+        return 1
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"unreachable: {url}: {exc}")
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portal", description="The customer portal. With no command, serve.")
+    parser.add_argument("--version", action="version", version=f"portal {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the portal (the default)").set_defaults(func=cmd_serve)
+    sub.add_parser("check-config", help="validate the configuration and print it, secrets redacted").set_defaults(
+        func=cmd_check_config)
+    sub.add_parser("plugins", help="list plugins, their hooks, and which backend serves each service").set_defaults(
+        func=cmd_plugins)
+    schema = sub.add_parser("schema", help="print or apply the embedded schema")
+    schema.add_argument("action", choices=["show", "apply"])
+    schema.set_defaults(func=cmd_schema)
+    health = sub.add_parser("healthcheck", help="exit 0 when the local /health answers 200, else 1")
+    health.add_argument("--url", help="default: http://127.0.0.1:$PORT/health")
+    health.add_argument("--timeout", type=float, default=5.0)
+    health.set_defaults(func=cmd_healthcheck)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func = getattr(args, "func", cmd_serve)
+    return func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

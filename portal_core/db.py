@@ -1,0 +1,118 @@
+"""The PostgreSQL pool and the schema applied at every start.
+
+The schema is applied in ONE transaction holding a transaction-scoped advisory lock, so several pods
+starting at once never race (concurrent ``CREATE TABLE IF NOT EXISTS`` otherwise fails with a
+duplicate key on pg_type), and plugin SQL lands atomically with the core's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from importlib import resources
+from urllib.parse import urlsplit
+
+import aiopg
+import attrs
+import psycopg2
+
+from .config import redact_url
+
+log = logging.getLogger("portal.db")
+
+# Any constant works as long as every portal build uses the same one: it is the lock they queue on.
+SCHEMA_LOCK_ID = 0x706F7274616C  # "portal"
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached within the connect timeout."""
+
+
+def core_schema() -> str:
+    """The schema.sql embedded in the installed package."""
+    return resources.files("portal_core.resources").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+def describe_target(dsn: str) -> str:
+    """host:port/dbname of a DSN, for messages that must not leak the password."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or "localhost (unix socket)"
+    return f"{host}:{parts.port or 5432}{parts.path or ''}"
+
+
+async def create_pool(dsn: str, *, connect_timeout: float, minsize: int = 1, maxsize: int = 10) -> aiopg.Pool:
+    """Open the pool, retrying for up to ``connect_timeout`` seconds while the database is unreachable."""
+    deadline = time.monotonic() + connect_timeout
+    delay = 0.25
+    while True:
+        try:
+            return await aiopg.create_pool(dsn, minsize=minsize, maxsize=maxsize, timeout=10,
+                                           pool_recycle=300)
+        except (psycopg2.OperationalError, OSError, asyncio.TimeoutError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DatabaseUnavailable(
+                    f"database at {describe_target(dsn)} unreachable after {connect_timeout:g}s: {reason} "
+                    f"(DATABASE_URL={redact_url(dsn)})") from None
+            log.warning("database at %s unreachable (%s); retrying for up to %.0fs more",
+                        describe_target(dsn), reason, left)
+            await asyncio.sleep(min(delay, max(left, 0.05)))
+            delay = min(delay * 2, 2.0)
+
+
+@attrs.frozen
+class SchemaApplied:
+    """What an apply did: the combined hash, whether this build/hash was newly recorded, and how long it took."""
+
+    schema_hash: str
+    recorded: bool
+    seconds: float
+
+
+def schema_hash(parts: Sequence[tuple[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for name, sql in parts:
+        digest.update(name.encode() + b"\0" + sql.encode() + b"\0")
+    return digest.hexdigest()
+
+
+async def apply_schema(pool: aiopg.Pool, parts: Sequence[tuple[str, str]], *, version: str) -> SchemaApplied:
+    """Apply ``parts`` ((source name, SQL) — the core schema first, then plugins') in one locked transaction.
+
+    A row is added to ``schema_applies`` when this (hash, version) differs from the last recorded one,
+    so an operator sees which build last provisioned the database and a plain restart changes nothing.
+    """
+    started = time.perf_counter()
+    digest = schema_hash(parts)
+    names = [name for name, _sql in parts]
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        async with cur.begin():
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+            for name, sql in parts:
+                try:
+                    await cur.execute(sql)
+                except psycopg2.Error as exc:
+                    raise RuntimeError(f"applying schema from {name} failed: {exc}".strip()) from exc
+            await cur.execute(
+                "SELECT schema_hash, portal_version FROM schema_applies ORDER BY id DESC LIMIT 1")
+            last = await cur.fetchone()
+            recorded = last != (digest, version)
+            if recorded:
+                await cur.execute(
+                    "INSERT INTO schema_applies (schema_hash, portal_version, plugins) VALUES (%s, %s, %s)",
+                    (digest, version, names))
+    return SchemaApplied(digest, recorded, time.perf_counter() - started)
+
+
+def schema_parts(pm, config) -> list[tuple[str, str]]:
+    """The core schema, then each plugin's ``portal_schema_sql`` contribution, in registration order."""
+    parts = [("schema.sql", core_schema())]
+    for impl in pm.hook.portal_schema_sql.get_hookimpls():
+        sql = impl.function(config=config)
+        if sql and sql.strip():
+            parts.append((f"plugin {impl.plugin_name}", sql))
+    return parts

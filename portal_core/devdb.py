@@ -1,0 +1,101 @@
+"""A throwaway local PostgreSQL for DEV_MODE when no DATABASE_URL is given.
+
+Uses the machine's PostgreSQL binaries when present (Debian: /usr/lib/postgresql/<version>/bin),
+else the `pgserver` package (pip install 'portal[dev]'). PostgreSQL refuses to run as root, so as
+root the server runs as the `postgres` user. Data lives under <data dir>/postgres; the server listens
+only on a unix socket in that directory, and is stopped when the portal exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+log = logging.getLogger("portal.devdb")
+
+
+class NoPostgres(Exception):
+    """No way to run a local PostgreSQL was found."""
+
+
+def find_bin_dir() -> Path | None:
+    """The newest PostgreSQL bin directory with initdb and pg_ctl, or None."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
+                        if Path(p).parent.name.isdigit() else 0, reverse=True)
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        candidates.append(str(Path(on_path).parent))
+    for candidate in candidates:
+        if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
+            return Path(candidate)
+    return None
+
+
+def _run_as(user: str | None):
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+
+    def demote() -> None:
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+
+    return {"preexec_fn": demote}
+
+
+@contextlib.contextmanager
+def throwaway_postgres(data_dir: Path) -> Iterator[str]:
+    """Run a private PostgreSQL under ``data_dir``/postgres for the duration; yields its DATABASE_URL."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        with _pgserver(data_dir) as url:
+            yield url
+        return
+    root = (data_dir / "postgres").resolve()
+    cluster, socket_dir, logfile = root / "data", root / "run", root / "postgres.log"
+    user = "postgres" if os.geteuid() == 0 else None
+    root.mkdir(parents=True, exist_ok=True)
+    socket_dir.mkdir(exist_ok=True)
+    if user:
+        entry = pwd.getpwnam(user)
+        for path in (root, socket_dir, *([cluster] if cluster.exists() else [])):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    if not (cluster / "PG_VERSION").exists():
+        log.info("creating a throwaway PostgreSQL cluster in %s", cluster)
+        subprocess.run([str(bin_dir / "initdb"), "-D", str(cluster), "-U", "postgres", "--auth=trust",
+                        "--encoding=UTF8", "--no-sync"], check=True, capture_output=True, **_run_as(user))
+    options = f"-c listen_addresses='' -c unix_socket_directories='{socket_dir}' -c fsync=off"
+    subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(cluster), "-l", str(logfile), "-o", options, "-w",
+                    "start"], check=True, capture_output=True, **_run_as(user))
+    log.warning("DEV_MODE: started a throwaway PostgreSQL in %s (log: %s); it stops when the portal exits",
+                cluster, logfile)
+    try:
+        yield f"postgresql://postgres@/postgres?host={quote(str(socket_dir))}"
+    finally:
+        subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(cluster), "-m", "fast", "-w", "stop"],
+                       capture_output=True, **_run_as(user))
+        log.info("stopped the throwaway PostgreSQL")
+
+
+@contextlib.contextmanager
+def _pgserver(data_dir: Path) -> Iterator[str]:
+    try:
+        import pgserver  # type: ignore[import-not-found]
+    except ImportError:
+        raise NoPostgres("DEV_MODE without DATABASE_URL needs PostgreSQL: install the server "
+                         "(apt-get install postgresql) or the embedded one (pip install 'portal[dev]'), "
+                         "or set DATABASE_URL") from None
+    server = pgserver.get_server(str((data_dir / "pgserver").resolve()), cleanup_mode="stop")
+    log.warning("DEV_MODE: started an embedded PostgreSQL (pgserver) in %s", data_dir / "pgserver")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()

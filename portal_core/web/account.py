@@ -1,0 +1,103 @@
+"""Who am I, what may I store, and billing: /api/me, /api/meta, checkout, portal, success, webhooks."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .. import __version__, keys
+from ..interfaces import ServiceUnavailable, UnknownPlan, WebhookRejected
+from .errors import ApiError, bad_request, not_found, unavailable
+from .html import redirect
+from .sessions import authenticate
+from .upload import usage
+
+log = logging.getLogger("portal.billing")
+
+
+async def me(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    app = request.app
+    state = await app[keys.BILLING].current_plan(principal.user.id)
+    limits = app[keys.CONFIG].core.limits(state.name)
+    used, count = await usage(app[keys.POOL], principal.user.id)
+    user = principal.user
+    return web.json_response({
+        "user": {"id": user.id, "email": user.email, "name": user.name, "is_admin": user.is_admin},
+        "plan": {"name": state.name, "status": state.status, "warning": state.warning,
+                 "current_period_end": state.current_period_end.isoformat() if state.current_period_end else None,
+                 "cancel_at_period_end": state.cancel_at_period_end,
+                 "limits": {"max_file": limits.max_file, "quota": limits.quota}},
+        "usage": {"bytes": used, "count": count},
+        "csrf_token": principal.session.csrf_token if principal.session else None,
+    })
+
+
+async def meta(request: web.Request) -> web.Response:
+    config = request.app[keys.CONFIG]
+    return web.json_response({
+        "dev_mode": config.core.dev_mode, "version": __version__,
+        "auth_backend": config.selections["auth"].backend.name,
+        "billing_plans": list(request.app[keys.BILLING].plans()),
+    })
+
+
+async def checkout(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise bad_request('send a JSON object, e.g. {"plan": "pro"}') from None
+    plan = body.get("plan") if isinstance(body, dict) else None
+    billing = request.app[keys.BILLING]
+    if not isinstance(plan, str) or plan not in billing.plans():
+        raise bad_request(f"'plan' must be one of: {', '.join(billing.plans())}", code="unknown_plan")
+    try:
+        url = await billing.start_checkout(principal.user, plan)
+    except UnknownPlan as exc:
+        raise bad_request(str(exc), code="unknown_plan") from None
+    except ServiceUnavailable as exc:
+        raise unavailable(f"billing is unavailable: {exc}") from None
+    return web.json_response({"url": url})
+
+
+async def billing_portal(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    try:
+        url = await request.app[keys.BILLING].open_portal(principal.user)
+    except ServiceUnavailable as exc:
+        raise unavailable(f"billing is unavailable: {exc}") from None
+    return web.json_response({"url": url})
+
+
+async def checkout_success(request: web.Request) -> web.Response:
+    """Where checkout returns the browser: sync the plan now, then show the billing page."""
+    principal = await authenticate(request)
+    try:
+        await request.app[keys.BILLING].complete_checkout(principal.user, dict(request.query))
+    except ServiceUnavailable as exc:
+        log.warning("checkout sync failed, the webhook will catch up: %s", exc)
+        return redirect("/billing?checkout=pending")
+    return redirect("/billing?checkout=success")
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """POST /webhooks/{backend}: the raw body goes to the selected billing backend, unparsed."""
+    billing = request.app[keys.BILLING]
+    if request.match_info["backend"] != billing.name:
+        raise not_found("webhook endpoint")
+    body = await request.read()
+    metrics = request.app[keys.METRICS]
+    try:
+        result = await billing.handle_webhook(body, request.headers)
+    except WebhookRejected as exc:
+        metrics.webhook("unknown", "rejected")
+        log.warning("webhook rejected: %s", exc)
+        raise ApiError(400, "webhook_rejected", str(exc)) from None
+    except ServiceUnavailable as exc:
+        metrics.webhook("unknown", "failed")
+        # 5xx makes the sender retry later, which is what we want while the API or database is away.
+        raise unavailable(f"webhook not processed, retry later: {exc}") from None
+    metrics.webhook(result.event_type, result.outcome)
+    return web.json_response({"received": True, "id": result.event_id, "outcome": result.outcome})

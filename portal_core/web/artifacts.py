@@ -1,0 +1,148 @@
+"""The artifact API except upload: list, show, download, delete. Every query is scoped to the owner."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import uuid
+
+from aiohttp import web
+
+from .. import keys
+from ..http_headers import content_disposition
+from ..interfaces import ObjectNotFound, ServiceUnavailable
+from .errors import bad_request, not_found, unauthenticated, unavailable
+from .sessions import WHO_COLUMNS, authenticate, credential, principal_from_row
+
+ARTIFACT_COLUMNS = "id, name, size, content_type, sha256, created_at"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def artifact_json(row) -> dict:
+    return {"id": str(row[0]), "name": row[1], "size": row[2], "content_type": row[3], "sha256": row[4],
+            "created_at": row[5].isoformat()}
+
+
+def encode_cursor(created_at: dt.datetime, artifact_id) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{artifact_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, artifact_id = raw.partition("|")
+        return dt.datetime.fromisoformat(created), str(uuid.UUID(artifact_id))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise bad_request("the cursor is not one this API returned; start again without it", code="bad_cursor") from None
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise bad_request(f"limit must be a whole number from 1 to {MAX_LIMIT}", code="bad_limit")
+    return int(raw)
+
+
+def artifact_id(request: web.Request) -> str:
+    try:
+        return str(uuid.UUID(request.match_info["id"]))
+    except ValueError:
+        raise not_found() from None
+
+
+async def list_artifacts(request: web.Request) -> web.Response:
+    """Newest first, keyset-paginated; credential check and page in one database round trip."""
+    limit = parse_limit(request.query.get("limit"))
+    cursor = request.query.get("cursor")
+    cred = credential(request)
+    if cred is None:
+        raise unauthenticated()
+    params = {**cred.params, "limit": limit + 1}
+    after = ""
+    if cursor:
+        params["c_at"], params["c_id"] = decode_cursor(cursor)
+        after = "AND (a.created_at, a.id) < (%(c_at)s, %(c_id)s::uuid)"
+    query = f"""
+        WITH {cred.cte}
+        SELECT {WHO_COLUMNS}, a.id, a.name, a.size, a.content_type, a.sha256, a.created_at
+        FROM who JOIN users u ON u.id = who.user_id
+        LEFT JOIN LATERAL (SELECT {ARTIFACT_COLUMNS} FROM artifacts a
+                           WHERE a.owner_id = who.user_id {after}
+                           ORDER BY a.created_at DESC, a.id DESC LIMIT %(limit)s) a ON true"""
+    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    if not rows or principal_from_row(cred, rows[0]) is None:
+        raise unauthenticated()
+    items = [artifact_json(row[7:]) for row in rows if row[7] is not None]
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        last = [row for row in rows if row[7] is not None][limit - 1]
+        next_cursor = encode_cursor(last[12], last[7])
+    return web.json_response({"artifacts": items, "next_cursor": next_cursor})
+
+
+async def _owned(request: web.Request, user_id: int, extra: str = "") -> tuple:
+    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute(f"SELECT {ARTIFACT_COLUMNS}{extra} FROM artifacts WHERE id = %s AND owner_id = %s",
+                          (artifact_id(request), user_id))
+        row = await cur.fetchone()
+    if row is None:
+        raise not_found()
+    return row
+
+
+async def show_artifact(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    return web.json_response(artifact_json(await _owned(request, principal.user.id)))
+
+
+async def download_artifact(request: web.Request) -> web.StreamResponse:
+    principal = await authenticate(request)
+    row = await _owned(request, principal.user.id, ", storage_key")
+    name, size, content_type, key = row[1], row[2], row[3], row[6]
+    try:
+        target = await request.app[keys.STORAGE].download(key, filename=name, content_type=content_type)
+    except ObjectNotFound:
+        raise not_found("stored object for this artifact") from None
+    except ServiceUnavailable as exc:
+        raise unavailable(f"storage is unavailable: {exc}") from None
+    metrics = request.app[keys.METRICS]
+    if target.url is not None:
+        metrics.count_bytes("downloaded", size)
+        return web.Response(status=302, headers={"Location": target.url, "Cache-Control": "no-store"})
+    response = web.StreamResponse(headers={
+        "Content-Type": content_type,
+        "Content-Disposition": content_disposition(name),
+        "Cache-Control": "private, no-store",
+        # Customer bytes are never rendered as part of the portal's origin.
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+    })
+    response.content_length = target.size if target.size is not None else size
+    await response.prepare(request)
+    async for chunk in target.stream:
+        await response.write(chunk)
+        metrics.count_bytes("downloaded", len(chunk))
+    await response.write_eof()
+    return response
+
+
+async def delete_artifact(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute("DELETE FROM artifacts WHERE id = %s AND owner_id = %s RETURNING storage_key",
+                          (artifact_id(request), principal.user.id))
+        row = await cur.fetchone()
+    if row is None:
+        raise not_found()
+    try:
+        await request.app[keys.STORAGE].delete(row[0])
+    except ServiceUnavailable as exc:
+        # The row is gone, so the customer no longer sees or pays for it; the orphan is logged for cleanup.
+        request.app.logger.error("artifact row deleted but its object %s could not be removed: %s", row[0], exc)
+    return web.Response(status=204)
+

@@ -1,0 +1,79 @@
+"""The browser front end: pages and fingerprinted static files from the embedded assets/.
+
+All static files are served under /static/<version>/, where the version is a hash of every asset,
+so they can be cached for a year (immutable) and an ES module's relative imports stay on the same
+version. Pages are served no-cache with {{static}} and {{dev_mode}} filled in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from importlib import resources
+
+import attrs
+from aiohttp import web
+
+from .. import keys
+
+PAGES = {"/": "index.html", "/login": "login.html", "/account": "account.html", "/billing": "billing.html"}
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@attrs.frozen
+class Assets:
+    version: str
+    files: dict[str, tuple[bytes, str]]  # relative path -> (bytes, content type)
+
+    @property
+    def prefix(self) -> str:
+        return f"/static/{self.version}"
+
+
+def load_assets(dev_mode: bool) -> Assets:
+    """Read every embedded asset once at startup (they are small) and fingerprint the set."""
+    root = resources.files("portal_core.resources").joinpath("assets")
+    files: dict[str, tuple[bytes, str]] = {}
+    digest = hashlib.sha256()
+
+    def walk(node, prefix: str) -> None:
+        for child in sorted(node.iterdir(), key=lambda c: c.name):
+            path = f"{prefix}{child.name}"
+            if child.is_dir():
+                walk(child, path + "/")
+            elif not child.name.startswith("."):
+                data = child.read_bytes()
+                ctype = mimetypes.guess_type(child.name)[0] or "application/octet-stream"
+                if child.name.endswith(".js"):
+                    ctype = "text/javascript"
+                files[path] = (data, ctype)
+                digest.update(path.encode() + b"\0" + data + b"\0")
+
+    if root.is_dir():
+        walk(root, "")
+    version = digest.hexdigest()[:12]
+    prefix = f"/static/{version}".encode()
+    rendered = {}
+    for path, (data, ctype) in files.items():
+        if path.endswith(".html"):
+            data = data.replace(b"{{static}}", prefix).replace(b"{{dev_mode}}", b"true" if dev_mode else b"false")
+        rendered[path] = (data, ctype)
+    return Assets(version, rendered)
+
+
+async def static_file(request: web.Request) -> web.Response:
+    assets = request.app[keys.ASSETS]
+    path = request.match_info["path"]
+    entry = assets.files.get(path)
+    if entry is None or request.match_info["version"] != assets.version:
+        raise web.HTTPNotFound(text="no such file in this version of the portal")
+    data, ctype = entry
+    return web.Response(body=data, content_type=ctype, headers={"Cache-Control": IMMUTABLE})
+
+
+async def page(request: web.Request) -> web.Response:
+    entry = request.app[keys.ASSETS].files.get(PAGES[request.path])
+    if entry is None:
+        raise web.HTTPNotFound(text="this page is missing from the installed assets")
+    return web.Response(body=entry[0], content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,121 @@
+"""Sign-in and sign-out routes: the core side of every auth backend.
+
+/auth/login keeps the backend's login state in a server-side pre-login session and redirects;
+/auth/callback hands it back to the backend, upserts the user by (issuer, subject) and starts a fresh
+session; /auth/logout deletes the session and follows the backend's logout URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from html import escape
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from .. import keys
+from ..interfaces import Identity, LoginFailed, ServiceUnavailable
+from . import sessions
+from .html import redirect, render_page
+
+log = logging.getLogger("portal.auth")
+
+LOGIN_TTL_SECONDS = 600
+
+
+def safe_next(value: str | None) -> str:
+    """A same-origin path to return to after sign-in; anything else becomes "/"."""
+    if not value:
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if any(ord(ch) < 0x20 for ch in value):
+        return "/"
+    return value
+
+
+def callback_url(request: web.Request) -> str:
+    return request.app[keys.CONFIG].core.base_url + "/auth/callback"
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    auth = request.app[keys.AUTH]
+    try:
+        start = await auth.begin_login(callback_url=callback_url(request))
+    except (LoginFailed, ServiceUnavailable) as exc:
+        return login_failed_page(request, str(exc), reason=getattr(exc, "reason", str(exc)))
+    data = {"login": {"state": dict(start.state), "next": safe_next(request.query.get("next")),
+                      "started": time.time()}}
+    session = await sessions.load_session(request)
+    secret = await sessions.create_session(request, user_id=None, data=data, replacing=session)
+    response = redirect(start.redirect_url)
+    sessions.set_cookie(response, request, secret)
+    return response
+
+
+async def callback(request: web.Request) -> web.StreamResponse:
+    params = dict(request.query)
+    if request.method == "POST":
+        params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+    session = await sessions.load_session(request)
+    attempt = (session.data.get("login") if session else None) or None
+    if attempt is None:
+        return login_failed_page(request, "There is no sign-in in progress in this browser (or it already finished).",
+                                 reason="callback without a pending login in the session")
+    # The attempt is single-use, whatever happens next.
+    session.data.pop("login", None)
+    await sessions.save_data(request, session)
+    if time.time() - attempt.get("started", 0) > LOGIN_TTL_SECONDS:
+        return login_failed_page(request, "The sign-in took too long and expired.", reason="expired login attempt")
+    try:
+        identity = await request.app[keys.AUTH].complete_login(
+            params=params, state=attempt.get("state", {}), callback_url=callback_url(request))
+    except LoginFailed as exc:
+        return login_failed_page(request, exc.message, reason=exc.reason)
+    except ServiceUnavailable as exc:
+        return login_failed_page(request, "The sign-in service is not answering right now.", reason=str(exc))
+    user_id = await upsert_user(request, identity)
+    secret = await sessions.create_session(request, user_id=user_id, data={"auth": dict(identity.session_data)},
+                                           replacing=session)
+    log.info("user %s signed in via %s", user_id, request.app[keys.AUTH].name)
+    response = redirect(safe_next(attempt.get("next")))
+    sessions.set_cookie(response, request, secret)
+    return response
+
+
+async def upsert_user(request: web.Request, identity: Identity) -> int:
+    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            """
+            INSERT INTO users (issuer, subject, email, name, is_admin) VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT (issuer, subject) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
+                is_admin = EXCLUDED.is_admin, updated_at = now()
+            RETURNING id
+            """,
+            (identity.issuer, identity.subject, identity.email, identity.name, identity.is_admin))
+        return (await cur.fetchone())[0]
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    principal = await sessions.authenticate(request, allow_token=False)
+    await sessions.delete_session(request, principal.session)
+    base = request.app[keys.CONFIG].core.base_url
+    try:
+        target = await request.app[keys.AUTH].logout_url(
+            session_data=principal.session.data.get("auth", {}), post_logout_redirect_url=base + "/")
+    except (ServiceUnavailable, LoginFailed) as exc:
+        log.warning("provider logout unavailable, signed out locally: %s", exc)
+        target = None
+    response = redirect(target or "/")
+    sessions.clear_cookie(response)
+    return response
+
+
+def login_failed_page(request: web.Request, message: str, *, reason: str) -> web.Response:
+    """A friendly page with a way back; the reason goes to the log, never a session is created."""
+    log.warning("sign-in failed: %s", reason)
+    body = (f'<p class="error" role="alert">{escape(message)}</p>'
+            '<p><a class="button" href="/auth/login">Try again</a> <a href="/">Back to the portal</a></p>')
+    return render_page(request, "Sign-in did not work", body, status=400)

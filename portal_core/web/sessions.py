@@ -1,0 +1,188 @@
+"""Server-side sessions in PostgreSQL, API-token authentication, and CSRF.
+
+The cookie carries a random 256-bit id; the database keeps only its SHA-256, so any portal process
+sharing the database can serve any browser, and a copy of the table replays nothing. A session with no
+user is a pre-login session: it carries the login state between /auth/login and /auth/callback.
+Anything the identity provider hands back (the OIDC id_token) lives in ``data``, never in the cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from typing import Any
+
+import attrs
+from aiohttp import web
+
+from .. import keys
+from ..interfaces import User
+from .errors import forbidden, unauthenticated
+
+COOKIE = "portal_session"
+TOKEN_PREFIX = "pt_"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# last_seen_at / last_used_at are refreshed at most this often, so authenticated reads stay reads.
+TOUCH_INTERVAL = "60 seconds"
+
+
+def digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+@attrs.define
+class Session:
+    id_hash: bytes
+    user_id: int | None
+    csrf_token: str
+    data: dict[str, Any]
+
+
+@attrs.frozen
+class Principal:
+    """Who is making this request, and how they proved it ("session" or "token")."""
+
+    user: User
+    via: str
+    session: Session | None = None
+
+
+# Each credential becomes a CTE named `who` (user_id, csrf_token, data, session_hash), refreshing the
+# last-seen time in the same statement, so a view can join its own query to it: one round trip.
+SESSION_WHO = f"""
+    s AS (SELECT id_hash, user_id, csrf_token, data, last_seen_at FROM sessions
+          WHERE id_hash = %(credential)s
+            AND last_seen_at > now() - make_interval(secs => %(idle)s)
+            AND created_at > now() - make_interval(secs => %(max_age)s)),
+    touch AS (UPDATE sessions SET last_seen_at = now() FROM s
+              WHERE sessions.id_hash = s.id_hash AND s.last_seen_at < now() - interval '{TOUCH_INTERVAL}'),
+    who AS (SELECT user_id, csrf_token, data, id_hash AS session_hash FROM s)"""
+
+TOKEN_WHO = f"""
+    k AS (SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = %(credential)s),
+    touch AS (UPDATE api_tokens SET last_used_at = now() FROM k
+              WHERE api_tokens.id = k.id
+                AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '{TOUCH_INTERVAL}')),
+    who AS (SELECT user_id, NULL::text AS csrf_token, NULL::jsonb AS data, NULL::bytea AS session_hash FROM k)"""
+
+WHO_COLUMNS = "who.user_id, who.csrf_token, who.data, who.session_hash, u.email, u.name, u.is_admin"
+
+
+@attrs.frozen
+class Credential:
+    """What the request presented: a bearer token or a session cookie (hashed), with its CTE."""
+
+    via: str
+    params: dict[str, Any]
+
+    @property
+    def cte(self) -> str:
+        return TOKEN_WHO if self.via == "token" else SESSION_WHO
+
+
+def credential(request: web.Request, *, allow_token: bool = True) -> Credential | None:
+    """The request's credential, or None. A malformed Authorization header is an error, not anonymity."""
+    core = request.app[keys.CONFIG].core
+    header = request.headers.get("Authorization")
+    if header is not None and allow_token:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip().startswith(TOKEN_PREFIX):
+            raise unauthenticated()
+        return Credential("token", {"credential": digest(token.strip())})
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return None
+    return Credential("session", {"credential": digest(cookie), "idle": core.session_idle_seconds,
+                                  "max_age": core.session_max_age_seconds})
+
+
+def principal_from_row(cred: Credential, row) -> Principal | None:
+    """Build the Principal from the WHO_COLUMNS prefix of a row (None when no signed-in user)."""
+    user_id, csrf, data, session_hash, email, name, is_admin = row[:7]
+    if user_id is None:
+        return None
+    user = User(user_id, email, name, is_admin)
+    session = Session(bytes(session_hash), user_id, csrf, data or {}) if cred.via == "session" else None
+    return Principal(user, cred.via, session)
+
+
+async def authenticate(request: web.Request, *, allow_token: bool = True) -> Principal:
+    """The signed-in principal, checking CSRF for state-changing session requests. 401/403 otherwise."""
+    cred = credential(request, allow_token=allow_token)
+    if cred is None:
+        raise unauthenticated()
+    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute(f"WITH {cred.cte} SELECT {WHO_COLUMNS} FROM who LEFT JOIN users u ON u.id = who.user_id",
+                          cred.params)
+        row = await cur.fetchone()
+    principal = principal_from_row(cred, row) if row else None
+    if principal is None:
+        raise unauthenticated()
+    await check_csrf(request, principal)
+    return principal
+
+
+async def check_csrf(request: web.Request, principal: Principal) -> None:
+    """State-changing requests authenticated by the cookie must carry the session's CSRF token."""
+    if principal.via != "session" or request.method in SAFE_METHODS:
+        return
+    sent = request.headers.get("X-CSRF-Token")
+    if sent is None and request.content_type == "application/x-www-form-urlencoded":
+        sent = (await request.post()).get("csrf_token")
+    if not sent or not hmac.compare_digest(str(sent), principal.session.csrf_token):
+        raise forbidden("missing or wrong CSRF token: send the csrf_token from GET /api/me "
+                        "as the X-CSRF-Token header (or a csrf_token form field)", code="csrf")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Session lifecycle
+
+
+def set_cookie(response: web.StreamResponse, request: web.Request, secret: str) -> None:
+    core = request.app[keys.CONFIG].core
+    response.set_cookie(COOKIE, secret, httponly=True, samesite="Lax", secure=core.secure_cookies, path="/",
+                        max_age=core.session_max_age_seconds)
+
+
+def clear_cookie(response: web.StreamResponse) -> None:
+    response.del_cookie(COOKIE, path="/")
+
+
+async def load_session(request: web.Request) -> Session | None:
+    """The browser's live session (signed in or pre-login), or None."""
+    cred = credential(request, allow_token=False)
+    if cred is None:
+        return None
+    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute(f"WITH {cred.cte} SELECT who.user_id, who.csrf_token, who.data, who.session_hash FROM who",
+                          cred.params)
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return Session(bytes(row[3]), row[0], row[1], row[2] or {})
+
+
+async def create_session(request: web.Request, *, user_id: int | None, data: dict[str, Any],
+                         replacing: Session | None = None) -> str:
+    """Start a new session (a fresh id — never reuse one across sign-in) and return the cookie secret."""
+    secret = secrets.token_urlsafe(32)
+    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        async with cur.begin():
+            if replacing is not None:
+                await cur.execute("DELETE FROM sessions WHERE id_hash = %s", (replacing.id_hash,))
+            await cur.execute(
+                "INSERT INTO sessions (id_hash, user_id, csrf_token, data) VALUES (%s, %s, %s, %s)",
+                (digest(secret), user_id, secrets.token_urlsafe(32), json.dumps(data)))
+    return secret
+
+
+async def save_data(request: web.Request, session: Session) -> None:
+    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute("UPDATE sessions SET data = %s WHERE id_hash = %s", (json.dumps(session.data), session.id_hash))
+
+
+async def delete_session(request: web.Request, session: Session) -> None:
+    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute("DELETE FROM sessions WHERE id_hash = %s", (session.id_hash,))
