@@ -138,6 +138,10 @@ def load_config(env: Mapping[str, str], pm: Any) -> Config:
     dev_mode = bool(dev_probe and dev_probe.dev_mode)
     core, problems = read_section(CoreSettings, env, dev_mode=dev_mode)
     problems = [p for p in problems if p.variable != "DEV_MODE"] + dev_problems
+    if core is not None and dev_mode and not env.get("APP_BASE_URL", "").strip():
+        # On a laptop the public URL is wherever the portal listens.
+        host = "127.0.0.1" if core.host in ("0.0.0.0", "::", "") else core.host
+        core = attrs.evolve(core, app_base_url=f"http://{host}:{core.port}")
     sections: dict[str, Any] = {}
     selections: dict[str, backends.Selection] = {}
     if core is not None:
