@@ -16,7 +16,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from authlib.common.security import generate_token
@@ -40,9 +40,11 @@ class OidcAuth:
 
     ``session`` is an aiohttp session the caller owns (from_config makes one for the app's lifetime).
     Members of ``admin_group`` are admins. ``clock_skew`` seconds are tolerated on id_token times.
+    ``form_action_origins`` is the provider's origin: sign-out forms end up redirected there.
     """
 
     name = "oidc"
+    form_action_origins: tuple[str, ...]
 
     def __init__(self, *, issuer: str, client_id: str, client_secret: str, session: aiohttp.ClientSession,
                  scopes: str = "openid profile email groups", admin_group: str = "", timeout: float = 10,
@@ -55,6 +57,9 @@ class OidcAuth:
         self.timeout = timeout
         self.clock_skew = clock_skew
         self.metadata = ProviderMetadata(issuer, session, timeout=timeout, jwks_min_refetch=jwks_min_refetch)
+        # Known before discovery answers: the CSP is built at startup, when the provider may be down.
+        parts = urlsplit(issuer)
+        self.form_action_origins = (f"{parts.scheme}://{parts.netloc}",)
 
     @classmethod
     @contextlib.asynccontextmanager

@@ -8,6 +8,7 @@ the redirect back to the relying party, returning that URL (code, state, iss) wi
 
 from __future__ import annotations
 
+import contextlib
 import html.parser
 import json
 import os
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -28,6 +30,9 @@ PROVIDER_DIR = Path(__file__).resolve().parents[1] / "oidc_provider"
 SETUP_HINT = "run tests/setup.d/oidc.sh (it installs the test provider with npm ci)"
 CLIENT_ID = "portal"
 CLIENT_SECRET = "portal-test-secret"
+# Where the provider sends the browser back. Tests that drive OidcAuth directly stop at the redirect.
+CALLBACK_URL = "http://127.0.0.1:8080/auth/callback"
+POST_LOGOUT_URL = "http://127.0.0.1:8080/"
 READY_TIMEOUT = 30.0
 
 
@@ -42,6 +47,7 @@ class Provider:
     client_secret: str
     process: subprocess.Popen = attrs.field(repr=False)
     log_path: Path = attrs.field(repr=False)
+    reader: threading.Thread = attrs.field(repr=False)
 
     def log(self) -> str:
         """What the provider wrote to stderr (for failure messages)."""
@@ -79,27 +85,36 @@ def start_provider(
         process = subprocess.Popen([node, "provider.mjs"], cwd=PROVIDER_DIR, env=env,
                                    stdout=subprocess.PIPE, stderr=log, text=True)
     log_path = Path(log_name)
-    line = _ready_line(process)
+    lines, reader = _read_lines(process)
+    line = _ready_line(lines)
     if line is None:
         process.kill()
         process.wait()
+        reader.join()
         raise RuntimeError(f"the test OIDC provider did not start (exit status {process.returncode}):\n"
                            f"{log_path.read_text(errors='replace')}")
     info = json.loads(line.removeprefix("oidc-provider ready "))
     return Provider(issuer=info["issuer"], port=info["port"], kid=info["kid"], client_id=client_id,
-                    client_secret=client_secret, process=process, log_path=log_path)
+                    client_secret=client_secret, process=process, log_path=log_path, reader=reader)
 
 
-def _ready_line(process: subprocess.Popen) -> str | None:
-    """The provider's ready line, or None if it exits or stays silent too long."""
+def _read_lines(process: subprocess.Popen) -> tuple[queue.Queue[str | None], threading.Thread]:
+    """Drain the provider's stdout in a thread (closing it at EOF); None marks the end."""
     lines: queue.Queue[str | None] = queue.Queue()
 
     def read() -> None:
-        for raw in process.stdout:
-            lines.put(raw.strip())
+        with process.stdout:
+            for raw in process.stdout:
+                lines.put(raw.strip())
         lines.put(None)
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return lines, reader
+
+
+def _ready_line(lines: queue.Queue[str | None]) -> str | None:
+    """The provider's ready line, or None if it exits or stays silent too long."""
     while True:
         try:
             line = lines.get(timeout=READY_TIMEOUT)
@@ -107,6 +122,17 @@ def _ready_line(process: subprocess.Popen) -> str | None:
             return None
         if line is None or line.startswith("oidc-provider ready "):
             return line
+
+
+@contextlib.contextmanager
+def running_provider(*, redirect_uris: list[str] = (CALLBACK_URL,), post_logout_uris: list[str] = (POST_LOGOUT_URL,),
+                     **options) -> Iterator[Provider]:
+    """A provider (by default for the test callback URLs), stopped by PID however the test ends."""
+    provider = start_provider(redirect_uris=list(redirect_uris), post_logout_uris=list(post_logout_uris), **options)
+    try:
+        yield provider
+    finally:
+        stop_provider(provider)
 
 
 def stop_provider(provider: Provider) -> None:
@@ -119,6 +145,7 @@ def stop_provider(provider: Provider) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    provider.reader.join(timeout=10)
     provider.log_path.unlink(missing_ok=True)
 
 
