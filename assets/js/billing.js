@@ -75,7 +75,7 @@ const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 /** Back from checkout: wait (briefly) for the paid plan to show up, then say so. */
 async function confirmCheckout(me) {
   let current = me;
-  const waiting = notify('Payment received. Confirming your new plan…', { kind: 'info', key: 'checkout' });
+  const waiting = notify('Confirming your new plan…', { kind: 'info', key: 'checkout' });
   for (let attempt = 0; current.plan.name === FREE && attempt < CONFIRM_ATTEMPTS; attempt += 1) {
     await sleep(CONFIRM_DELAY_MS);
     try {
@@ -113,7 +113,8 @@ async function main() {
   if (outcome) {
     // A reload should not announce the same checkout twice.
     window.history.replaceState(null, '', window.location.pathname);
-    if (outcome === 'success') {
+    // "pending": the portal could not reach the provider yet; the webhook will catch up.
+    if (outcome === 'success' || outcome === 'pending') {
       me = await confirmCheckout(me);
       showPlan(me.plan);
       showUpgrades(me.plan, offered);
