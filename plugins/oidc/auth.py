@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 UNREACHABLE = "The sign-in service is not answering right now. Please try again in a moment."
 NOT_COMPLETED = "We could not complete your sign-in. Please try again."
+HEALTH_TIMEOUT = 2.5  # seconds; /health gives each service check 3
 
 
 class OidcAuth:
@@ -128,9 +129,13 @@ class OidcAuth:
     async def health(self) -> Health:
         """ok once the discovery document is known (cached, so cheap); degraded while it cannot be fetched."""
         try:
-            await self.metadata.document()
+            # Shorter than the core's limit on a health check, so a silent provider reads "degraded".
+            async with asyncio.timeout(min(self.timeout, HEALTH_TIMEOUT)):
+                await self.metadata.document()
         except ProviderError as exc:
             return Health.degraded(f"identity provider unreachable: {exc}")
+        except TimeoutError:
+            return Health.degraded(f"identity provider unreachable: no discovery answer within {HEALTH_TIMEOUT:g}s")
         except Exception as exc:  # health must never raise
             log.exception("identity provider health check failed")
             return Health.degraded(f"identity provider unreachable: {exc!r}")
