@@ -242,7 +242,8 @@ async def portal_page(request: web.Request) -> web.Response:
     rows = "".join(f"<li>{html.escape(s.id)}: {html.escape(s.status)}"
                    f"{' (cancels at period end)' if s.cancel_at_period_end else ''}</li>"
                    for s in _live_subscriptions(session.customer))
-    body = (f"<!doctype html><title>Fake Stripe Billing Portal</title><h1>Your subscription</h1><ul>{rows}</ul>"
+    body = (f"<!doctype html><title>Fake Stripe Billing Portal</title><h1>Your subscription</h1>"
+            f"<p>Customer {html.escape(session.customer)}</p><ul>{rows}</ul>"
             f"<form method=post><button type=submit>Cancel plan</button></form>")
     return web.Response(text=body, content_type="text/html")
 
