@@ -8,6 +8,7 @@ the redirect back to the relying party, returning that URL (code, state, iss) wi
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import html.parser
 import json
@@ -52,6 +53,12 @@ class Provider:
     def log(self) -> str:
         """What the provider wrote to stderr (for failure messages)."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def jwt_segment(token: str, index: int) -> dict:
+    """A JWT's header (0) or claims (1), decoded without any checking, for assertions."""
+    part = token.split(".")[index]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
 def free_port() -> int:
@@ -184,9 +191,12 @@ class _Forms(html.parser.HTMLParser):
         return self.forms[-1] if self.forms else None
 
 
-def parse_forms(page: str) -> _Forms:
+def forms_on(page: str, url: str) -> _Forms:
+    """The forms and links of a provider page; fails the test when it has no form."""
     parser = _Forms()
     parser.feed(page)
+    if not parser.forms:
+        raise AssertionError(f"no form on the provider's page at {url}: {page[:500]}")
     return parser
 
 
@@ -222,9 +232,7 @@ async def sign_in(
             page = await response.text()
             if response.status != 200:
                 raise AssertionError(f"the provider answered {response.status} at {url}: {page[:500]}")
-        forms = parse_forms(page)
-        if not forms.forms:
-            raise AssertionError(f"no form on the provider's page at {url}: {page[:500]}")
+        forms = forms_on(page, url)
         form = forms.forms[0]
         inputs = dict(form["inputs"])
         if "login" in inputs or inputs.get("prompt") == "login":
@@ -243,10 +251,7 @@ async def confirm_logout(browser: aiohttp.ClientSession, logout_url: str) -> URL
         page = await response.text()
         if response.status != 200:
             raise AssertionError(f"the provider refused the logout URL ({response.status}): {page[:500]}")
-    forms = parse_forms(page)
-    if not forms.forms:
-        raise AssertionError(f"no logout confirmation form at {logout_url}: {page[:500]}")
-    form = forms.forms[0]
+    form = forms_on(page, logout_url).forms[0]
     data = dict(form["inputs"], **dict(form["buttons"][:1] or [("logout", "yes")]))
     action = urljoin(logout_url, form["action"])
     async with browser.post(action, data=data, allow_redirects=False) as response:

@@ -15,7 +15,7 @@ import pytest
 
 from portal_core.interfaces import AuthProvider, LoginFailed
 from tests.support.oidc import (
-    CALLBACK_URL, POST_LOGOUT_URL, client_session, confirm_logout, free_port, running_provider, sign_in)
+    CALLBACK_URL, POST_LOGOUT_URL, client_session, confirm_logout, free_port, jwt_segment, running_provider, sign_in)
 
 
 
@@ -126,11 +126,6 @@ def _reencode(part: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
 
 
-def _claims(id_token: str) -> dict:
-    payload = id_token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
 async def test_a_tampered_id_token_is_refused(auth, browser):
     state, params = await sign_in_with(auth, browser)
     identity = await auth.complete_login(params=params, state=state, callback_url=CALLBACK_URL)
@@ -139,7 +134,7 @@ async def test_a_tampered_id_token_is_refused(auth, browser):
 
     header, payload, signature = token.split(".")
     flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
-    promoted = _reencode(dict(_claims(token), sub="admin", groups=["portal-admins"]))
+    promoted = _reencode(dict(jwt_segment(token, 1), sub="admin", groups=["portal-admins"]))
     for forged in (f"{header}.{payload}.{flipped}", f"{header}.{promoted}.{signature}"):
         with pytest.raises(LoginFailed) as failure:
             await auth.verify_id_token(forged, nonce=state["nonce"])
@@ -149,7 +144,7 @@ async def test_a_tampered_id_token_is_refused(auth, browser):
 async def test_an_unsigned_id_token_is_refused(auth, browser):
     state, params = await sign_in_with(auth, browser)
     token = (await auth.complete_login(params=params, state=state, callback_url=CALLBACK_URL)).session_data["id_token"]
-    header = _reencode({"alg": "none", "kid": json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["kid"]})
+    header = _reencode({"alg": "none", "kid": jwt_segment(token, 0)["kid"]})
     with pytest.raises(LoginFailed) as failure:
         await auth.verify_id_token(f"{header}.{token.split('.')[1]}.", nonce=state["nonce"])
     assert "signature" in failure.value.reason
@@ -169,7 +164,7 @@ async def test_an_expired_id_token_is_refused_beyond_the_clock_skew(make_auth, b
         lenient = make_auth(provider.issuer, clock_skew=60)
         state, params = await sign_in_with(lenient, browser)
         token = (await lenient.complete_login(params=params, state=state, callback_url=CALLBACK_URL)).session_data["id_token"]
-        claims = _claims(token)
+        claims = jwt_segment(token, 1)
         assert claims["exp"] - claims["iat"] == 1
         await asyncio.sleep(2.2)  # let the one-second token expire
 
@@ -206,27 +201,31 @@ async def test_health_is_degraded_while_the_provider_is_down_then_recovers(make_
         assert identity.subject == "alice"
 
 
-async def test_rotated_signing_keys_are_fetched_again(make_auth):
+async def sign_in_across_a_key_rotation(make_auth, *, jwks_min_refetch: float):
+    """Sign in once, restart the provider on the same port (a new signing key), then sign in again.
+
+    Returns the first and second providers and the second sign-in's Identity or LoginFailed.
+    """
     port = free_port()
     with running_provider(port=port) as first:
-        auth = make_auth(first.issuer, jwks_min_refetch=0)
+        auth = make_auth(first.issuer, jwks_min_refetch=jwks_min_refetch)
         async with client_session() as browser:
             await login(auth, browser)
     with running_provider(port=port) as second:
-        assert second.kid != first.kid
         async with client_session() as browser:
-            identity = await login(auth, browser)
-        assert json.loads(base64.urlsafe_b64decode(identity.session_data["id_token"].split(".")[0] + "=="))["kid"] == second.kid
+            try:
+                return first, second, await login(auth, browser)
+            except LoginFailed as failure:
+                return first, second, failure
+
+
+async def test_rotated_signing_keys_are_fetched_again(make_auth):
+    first, second, identity = await sign_in_across_a_key_rotation(make_auth, jwks_min_refetch=0)
+    assert second.kid != first.kid
+    assert jwt_segment(identity.session_data["id_token"], 0)["kid"] == second.kid
 
 
 async def test_unknown_key_ids_do_not_refetch_keys_within_the_rate_limit(make_auth):
-    port = free_port()
-    with running_provider(port=port) as first:
-        auth = make_auth(first.issuer, jwks_min_refetch=3600)
-        async with client_session() as browser:
-            await login(auth, browser)
-    with running_provider(port=port):
-        async with client_session() as browser:
-            with pytest.raises(LoginFailed) as failure:
-                await login(auth, browser)
-    assert "does not list" in failure.value.reason
+    _first, _second, failure = await sign_in_across_a_key_rotation(make_auth, jwks_min_refetch=3600)
+    assert isinstance(failure, LoginFailed)
+    assert "does not list" in failure.reason
