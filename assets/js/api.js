@@ -56,7 +56,14 @@ export function errorFromBody(status, bodyText) {
   } catch (_) {
     // Not JSON: keep the fallback.
   }
-  return new ApiError(status, code, message || fallbackMessage(status));
+  return new ApiError(status, code, message ? asSentence(message) : fallbackMessage(status));
+}
+
+// The portal words its messages as clauses ("the file is larger than…"); show them as sentences.
+function asSentence(text) {
+  const trimmed = text.trim();
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
 }
 
 /**
