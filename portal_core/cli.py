@@ -17,6 +17,7 @@ import attrs
 from . import __version__
 from .config import EX_CONFIG, ConfigError, describe, environment
 from .logs import configure_logging
+from .smoke import add_smoke_command
 
 EX_UNAVAILABLE = 69  # sysexits.h: a service we depend on is unavailable
 
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--url", help="default: http://127.0.0.1:$PORT/health")
     health.add_argument("--timeout", type=float, default=5.0)
     health.set_defaults(func=cmd_healthcheck)
+    add_smoke_command(sub)
     return parser
 
 
