@@ -30,6 +30,7 @@ CHUNK = 512 * 1024
 MAX_NAME = 255
 # Multipart framing and headers around the file never come near this.
 ENVELOPE_SLACK = 64 * 1024
+_BROWSER_FILENAME = re.compile(r';\s*filename="([^"]*)"')
 _CONTENT_TYPE = re.compile(r"^[\w!#$&^.+-]+/[\w!#$&^.+-]+$")
 
 
@@ -43,6 +44,20 @@ def validate_filename(raw: str | None) -> str:
     if len(name) > MAX_NAME:
         raise bad_request(f"the filename is {len(name)} characters long; the limit is {MAX_NAME}", code="bad_filename")
     return name
+
+
+def browser_filename(part) -> str | None:
+    """The part's filename as the person named it.
+
+    Browsers send filename="..." as raw UTF-8 with only '"', CR and LF percent-encoded and backslashes
+    left as they are (HTML spec), so the value is read verbatim rather than as an RFC 2616 quoted-string.
+    RFC 5987 filename*= is decoded by aiohttp.
+    """
+    header = part.headers.get("Content-Disposition", "")
+    match = _BROWSER_FILENAME.search(header)
+    if match is None or "filename*" in header:
+        return part.filename
+    return match.group(1).replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
 
 
 def clean_content_type(raw: str | None) -> str:
@@ -116,7 +131,7 @@ async def upload(request: web.Request) -> web.Response:
         part = await reader.next()
     if part is None:
         raise bad_request("the form has no 'file' field (curl -F file=@path)")
-    name = validate_filename(part.filename)
+    name = validate_filename(browser_filename(part))
     content_type = clean_content_type(part.headers.get("Content-Type"))
     key = f"{user.id}/{uuid.uuid4()}"
     meter = Meter(read_part(part), limit)
