@@ -21,7 +21,8 @@ payment methods, events and the balance. This module adds, on the same applicati
 * ``POST /_test/subscriptions/<id>`` (test-only) — set ``status`` and/or ``cancel_at_period_end`` as
   Stripe's own lifecycle would, emitting ``customer.subscription.updated`` (and
   ``invoice.payment_failed`` when the status becomes past_due);
-* ``GET /_test/events`` (test-only) — every event so far, oldest first (optionally ``?type=``).
+* ``GET /_test/events`` (test-only) — every event so far, oldest first (optionally ``?type=``);
+* ``POST /_test/reset`` (test-only) — forget every object, event and registered webhook endpoint.
 
 localstripe's own command listens on every interface and pickles its store to /tmp after each write;
 this launcher binds 127.0.0.1 only and keeps the store in memory.
@@ -40,7 +41,7 @@ from localstripe import server as ls
 from localstripe.errors import UserError
 from localstripe.resources import (Customer, Event, Invoice, PaymentMethod, Plan, Product, StripeObject,
                                    Subscription, random_id, store, try_convert_to_int)
-from localstripe.webhooks import schedule_webhook
+from localstripe.webhooks import _webhooks, schedule_webhook
 
 # State stays in this process: no pickle written, none read.
 store.dump_to_disk = lambda: None
@@ -287,6 +288,13 @@ async def test_change_subscription(request: web.Request) -> web.Response:
     return ls.json_response(subscription._export())
 
 
+async def test_reset(request: web.Request) -> web.Response:
+    """Forget every object, event and registered webhook endpoint (localstripe's flush keeps the endpoints)."""
+    store.clear()
+    _webhooks.clear()
+    return web.Response()
+
+
 async def test_events(request: web.Request) -> web.Response:
     wanted = request.query.get("type")
     events = [value._export() for key, value in list(store.items())
@@ -321,6 +329,7 @@ def build_app(base_url: str) -> web.Application:
     app.router.add_post("/p/session/{id}", portal_cancel)
     app.router.add_post("/_test/subscriptions/{id}", test_change_subscription)
     app.router.add_get("/_test/events", test_events)
+    app.router.add_post("/_test/reset", test_reset)
     for route in ls.app.router.routes():
         app.router.add_route(route.method, route.resource.canonical, route.handler)
     return app

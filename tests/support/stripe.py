@@ -112,8 +112,8 @@ class StripeFake:
         return body
 
     async def reset(self) -> None:
-        """Forget every object and event."""
-        await self.api("DELETE", "/_config/data")
+        """Forget every object, event and webhook endpoint registered through /_config/webhooks."""
+        await self.api("POST", "/_test/reset")
 
     async def create_price(self, name: str = "Pro", unit_amount: int = 900) -> str:
         price = await self.api("POST", "/v1/prices", {
