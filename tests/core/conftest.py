@@ -49,7 +49,8 @@ class Browser:
 
     async def upload(self, data: bytes, filename: str = "a.bin", content_type: str = "application/octet-stream", **kw):
         body, header = browser_multipart(data, filename, content_type)
-        return await self.request("POST", "/api/artifacts", data=body, headers={"Content-Type": header}, **kw)
+        headers = {**kw.pop("headers", {}), "Content-Type": header}
+        return await self.request("POST", "/api/artifacts", data=body, headers=headers, **kw)
 
 
 def browser_multipart(data: bytes, filename: str, content_type: str) -> tuple[bytes, str]:

@@ -1,0 +1,196 @@
+"""Sessions, CSRF, API tokens, security headers and same-origin redirects."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from tests.support.db import create_token, create_user
+
+
+async def test_me_is_401_when_signed_out(client):
+    resp = await client.get("/api/me")
+    assert resp.status == 401
+    assert (await resp.json())["error"]["code"] == "unauthenticated"
+
+
+async def test_sign_in_gets_a_new_session_id_and_sign_out_deletes_it(client, sql):
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        base = str(client.make_url("")).rstrip("/")
+        async with session.get(base + "/auth/login?next=/account", allow_redirects=False) as resp:
+            pre_login = resp.cookies["portal_session"].value
+            state = resp.headers["Location"].split("state=")[1]
+        async with session.post(base + "/auth/callback", data={"state": state, "email": "ada@example.com"},
+                                allow_redirects=False) as resp:
+            assert resp.status == 302 and resp.headers["Location"] == "/account"
+            signed_in = resp.cookies["portal_session"]
+        assert signed_in.value != pre_login
+        assert signed_in["httponly"] and signed_in["samesite"] == "Lax"
+        assert sql("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == [(1,)]
+        assert sql("SELECT count(*) FROM sessions") == [(1,)]  # the pre-login session is gone
+        me = await (await session.get(base + "/api/me")).json()
+        async with session.post(base + "/auth/logout", data={"csrf_token": me["csrf_token"]},
+                                allow_redirects=False) as resp:
+            assert resp.status == 302
+        assert sql("SELECT count(*) FROM sessions") == [(0,)]
+        assert (await session.get(base + "/api/me")).status == 401
+
+
+async def test_sessions_are_server_side_and_work_across_processes(make_app, aiohttp_client, sql):
+    first = await aiohttp_client(make_app())
+    second = await aiohttp_client(make_app())
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        from tests.support.portal import dev_sign_in
+
+        await dev_sign_in(session, str(first.make_url("")).rstrip("/"), email="ada@example.com")
+        cookie = session.cookie_jar.filter_cookies(first.make_url("/"))["portal_session"].value
+    resp = await second.get("/api/me", headers={"Cookie": f"portal_session={cookie}"})
+    assert resp.status == 200
+    assert (await resp.json())["user"]["email"] == "ada@example.com"
+    # Only the hash of the cookie is stored.
+    assert sql("SELECT count(*) FROM sessions WHERE id_hash = convert_to(%s, 'UTF8')", (cookie,)) == [(0,)]
+
+
+@pytest.mark.parametrize("column, age", [("last_seen_at", "13 hours"), ("created_at", "15 days")])
+async def test_idle_and_absolute_expiry(sign_in, sql, column, age):
+    browser = await sign_in()
+    assert (await browser.request("GET", "/api/me")).status == 200
+    sql(f"UPDATE sessions SET {column} = now() - interval '{age}'")
+    assert (await browser.request("GET", "/api/me")).status == 401
+
+
+async def test_expiry_follows_the_configured_timeouts(make_app, aiohttp_client, sql):
+    client = await aiohttp_client(make_app(SESSION_IDLE_SECONDS="120"))
+    from tests.core.test_artifacts_api import _sign_in_on
+
+    browser = await _sign_in_on(client)
+    sql("UPDATE sessions SET last_seen_at = now() - interval '100 seconds'")
+    assert (await browser.request("GET", "/api/me")).status == 200
+    sql("UPDATE sessions SET last_seen_at = now() - interval '130 seconds'")
+    assert (await browser.request("GET", "/api/me")).status == 401
+    await browser.session.close()
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-CSRF-Token": "wrong"}])
+async def test_state_changes_without_the_csrf_token_are_403_and_change_nothing(sign_in, sql, headers):
+    browser = await sign_in()
+    async with await browser.upload(b"keep me", "keep.txt") as resp:
+        artifact = (await resp.json())["id"]
+    attempts = [("POST", "/api/tokens", {"json": {"name": "x"}}), ("DELETE", f"/api/artifacts/{artifact}", {}),
+                ("POST", "/api/billing/checkout", {"json": {"plan": "pro"}})]
+    for method, path, kwargs in attempts:
+        async with browser.request(method, path, csrf=False, headers=headers, **kwargs) as resp:
+            assert resp.status == 403, (method, path)
+            assert (await resp.json())["error"]["code"] == "csrf"
+    async with await browser.upload(b"sneaky", "sneaky.txt", csrf=False, headers=headers) as resp:
+        assert resp.status == 403
+    assert sql("SELECT name FROM artifacts") == [("keep.txt",)]
+    assert sql("SELECT count(*) FROM api_tokens") == [(0,)]
+
+
+async def test_token_lifecycle(sign_in, sql, client):
+    browser = await sign_in()
+    async with browser.request("POST", "/api/tokens", json={"name": "ci job"}) as resp:
+        assert resp.status == 201
+        created = await resp.json()
+    secret = created["token"]
+    assert secret.startswith("pt_") and created["name"] == "ci job"
+    listing = await (await browser.request("GET", "/api/tokens")).json()
+    assert [t["name"] for t in listing["tokens"]] == ["ci job"]
+    assert secret not in str(listing) and "token" not in listing["tokens"][0]
+    assert secret.encode() not in b"".join(bytes(r[0]) for r in sql("SELECT token_hash FROM api_tokens"))
+
+    bearer = {"Authorization": f"Bearer {secret}"}
+    me = await client.get("/api/me", headers=bearer)
+    assert me.status == 200 and (await me.json())["csrf_token"] is None
+    assert (await client.get("/api/artifacts", headers=bearer)).status == 200
+    assert sql("SELECT last_used_at IS NOT NULL FROM api_tokens") == [(True,)]
+    # A token cannot manage tokens: a leaked one must not mint more.
+    assert (await client.post("/api/tokens", json={"name": "more"}, headers=bearer)).status == 401
+    assert (await client.get("/api/tokens", headers=bearer)).status == 401
+
+    async with browser.request("DELETE", f"/api/tokens/{created['id']}") as resp:
+        assert resp.status == 204
+    assert (await client.get("/api/me", headers=bearer)).status == 401
+
+
+async def test_tokens_belong_to_their_owner(sign_in, database_url):
+    alice = await sign_in("alice@example.com")
+    bob = await sign_in("bob@example.com")
+    created = await (await alice.request("POST", "/api/tokens", json={"name": "alice's"})).json()
+    async with bob.request("DELETE", f"/api/tokens/{created['id']}") as resp:
+        assert resp.status == 404
+    assert (await (await bob.request("GET", "/api/tokens")).json())["tokens"] == []
+    assert len((await (await alice.request("GET", "/api/tokens")).json())["tokens"]) == 1
+
+
+@pytest.mark.parametrize("body, status", [({"name": ""}, 400), ({"name": "x" * 101}, 400), ({}, 400), ([], 400)])
+async def test_bad_token_requests_are_400(sign_in, sql, body, status):
+    browser = await sign_in()
+    async with browser.request("POST", "/api/tokens", json=body) as resp:
+        assert resp.status == status
+        assert "name" in (await resp.json())["error"]["message"]
+    assert sql("SELECT count(*) FROM api_tokens") == [(0,)]
+
+
+@pytest.mark.parametrize("header", ["Bearer pt_not-a-real-token", "Basic abc", "Bearer"])
+async def test_bad_bearer_tokens_are_401(client, header):
+    resp = await client.get("/api/artifacts", headers={"Authorization": header})
+    assert resp.status == 401
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/api/me", "/health", "/no-such-page", "/auth/login"])
+async def test_security_headers_on_every_response(client, path):
+    resp = await client.get(path, allow_redirects=False)
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Referrer-Policy"]
+
+
+@pytest.mark.parametrize("next_value, expected", [
+    ("/account", "/account"), ("/billing?x=1", "/billing?x=1"), ("https://evil.example/", "/"),
+    ("//evil.example/x", "/"), ("/\\evil.example", "/"), ("javascript:alert(1)", "/"), ("", "/")])
+async def test_next_redirect_stays_on_this_site(client, next_value, expected):
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        base = str(client.make_url("")).rstrip("/")
+        async with session.get(base + "/auth/login", params={"next": next_value}, allow_redirects=False) as resp:
+            state = resp.headers["Location"].split("state=")[1]
+        async with session.post(base + "/auth/callback", data={"state": state, "email": "a@example.com"},
+                                allow_redirects=False) as resp:
+            assert resp.headers["Location"] == expected
+
+
+async def test_callback_with_a_wrong_state_creates_no_session(client, sql):
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        base = str(client.make_url("")).rstrip("/")
+        await session.get(base + "/auth/login", allow_redirects=False)
+        async with session.post(base + "/auth/callback", data={"state": "forged", "email": "a@example.com"},
+                                allow_redirects=False) as resp:
+            assert resp.status == 400
+            page = await resp.text()
+        assert "Try again" in page and 'href="/auth/login"' in page
+        # The attempt is used up, so replaying the right state later fails too.
+        assert sql("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == [(0,)]
+        assert sql("SELECT count(*) FROM users") == [(0,)]
+
+
+async def test_expired_login_attempt_is_refused(client, sql):
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        base = str(client.make_url("")).rstrip("/")
+        async with session.get(base + "/auth/login", allow_redirects=False) as resp:
+            state = resp.headers["Location"].split("state=")[1]
+        sql("UPDATE sessions SET data = jsonb_set(data, '{login,started}', to_jsonb(extract(epoch from now()) - 3600))")
+        async with session.post(base + "/auth/callback", data={"state": state, "email": "a@example.com"},
+                                allow_redirects=False) as resp:
+            assert resp.status == 400
+            assert "expired" in await resp.text()
+    assert sql("SELECT count(*) FROM users") == [(0,)]
+
+
+async def test_pages_redirect_to_sign_in_and_token_users_see_their_identity(client, database_url):
+    resp = await client.get("/billing/success?session_id=x", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith("/login?next=/billing/success")
+    token = create_token(database_url, create_user(database_url, email="grace@example.com", name="Grace"))
+    me = await (await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})).json()
+    assert me["user"]["email"] == "grace@example.com"
