@@ -76,12 +76,22 @@ def offered(pm: Any) -> dict[str, list[tuple[str, Backend]]]:
     return result
 
 
-def select(pm: Any, core: CoreSettings, env: Mapping[str, str]) -> tuple[dict[str, Selection], list[ConfigProblem]]:
-    """Pick one backend per service from the names in ``core``; report every problem at once."""
+def wanted_names(env: Mapping[str, str], dev_mode: bool) -> dict[str, str]:
+    """The backend name asked for per service: AUTH_BACKEND & co., else the mode's default."""
+    return {service: env.get(variable, "").strip() or (DEV_DEFAULT if dev_mode else PRODUCTION_DEFAULTS[service])
+            for service, variable in SERVICE_ENV.items()}
+
+
+def select(pm: Any, env: Mapping[str, str], dev_mode: bool) -> tuple[dict[str, Selection], list[ConfigProblem]]:
+    """Pick one backend per service by name; report every problem at once.
+
+    Works even when other core settings are broken, so one run reports the backends' missing settings too.
+    """
     selections: dict[str, Selection] = {}
     problems: list[ConfigProblem] = []
+    asked = wanted_names(env, dev_mode)
     for service, candidates in offered(pm).items():
-        wanted = getattr(core, f"{service}_backend")
+        wanted = asked[service]
         variable = SERVICE_ENV[service]
         names = sorted({b.name for _p, b in candidates})
         matches = [(plugin, b) for plugin, b in candidates if b.name == wanted]
@@ -97,12 +107,12 @@ def select(pm: Any, core: CoreSettings, env: Mapping[str, str]) -> tuple[dict[st
                 "uninstall one, or block it with PORTAL_DISABLE_PLUGINS"))
             continue
         plugin, backend = matches[0]
-        if backend.development_only and not core.dev_mode:
+        if backend.development_only and not dev_mode:
             problems.append(ConfigProblem(
                 variable, f"{wanted!r} is a development-only {service} backend and DEV_MODE is off",
                 f"production needs a real backend (for example {PRODUCTION_DEFAULTS[service]!r}), or set DEV_MODE=true on a laptop"))
             continue
         reason = f"{variable}={wanted}" if env.get(variable, "").strip() else (
-            f"default for {'DEV_MODE' if core.dev_mode else 'production'} ({variable} not set)")
+            f"default for {'DEV_MODE' if dev_mode else 'production'} ({variable} not set)")
         selections[service] = Selection(service, backend, plugin, reason)
     return selections, problems

@@ -92,9 +92,6 @@ def cmd_check_config(args) -> int:
 def cmd_plugins(args) -> int:
     from .backends import offered, select
     from .plugins import describe_plugins, make_plugin_manager
-    from .settings import CoreSettings
-    from .config import read_section
-
     env = environment()
     disabled = tuple(p.strip() for p in env.get("PORTAL_DISABLE_PLUGINS", "").split(",") if p.strip())
     pm = make_plugin_manager(disabled)
@@ -109,13 +106,10 @@ def cmd_plugins(args) -> int:
         names = ", ".join(f"{b.name} (from {plugin})" for plugin, b in items) or "(none)"
         print(f"  {service}: {names}")
     dev_mode = env.get("DEV_MODE", "").strip().lower() in ("1", "true", "yes", "on")
-    core, problems = read_section(CoreSettings, env, dev_mode=dev_mode)
+    selections, problems = select(pm, env, dev_mode)
     print("\nSelected:")
-    if core is not None:
-        selections, selection_problems = select(pm, core, env)
-        problems = problems + selection_problems
-        for service, selection in selections.items():
-            print(f"  {service}: {selection.backend.name} from plugin {selection.plugin} — {selection.reason}")
+    for service, selection in selections.items():
+        print(f"  {service}: {selection.backend.name} from plugin {selection.plugin} — {selection.reason}")
     for problem in problems:
         print(f"  problem: {problem}")
     return 0 if not problems else EX_CONFIG

@@ -166,8 +166,12 @@ def read_section(cls: type, env: Mapping[str, str], *, dev_mode: bool) -> tuple[
     for field, meta in fields_of(cls):
         name = meta["env"]
         if meta["prefix"]:
-            values[field.name] = {k[len(name):].lower(): v.strip() for k, v in env.items()
-                                  if k.startswith(name) and len(k) > len(name) and v.strip()}
+            found = {k[len(name):].lower(): v.strip() for k, v in env.items()
+                     if k.startswith(name) and len(k) > len(name) and v.strip()}
+            complaint = meta["check"](found) if meta["check"] else None
+            if complaint:
+                problems.append(ConfigProblem(f"{name}*", complaint, meta["hint"]))
+            values[field.name] = found
             continue
         raw = env.get(name, "")
         if not str(raw).strip():

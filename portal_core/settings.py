@@ -143,10 +143,8 @@ def load_config(env: Mapping[str, str], pm: Any) -> Config:
         host = "127.0.0.1" if core.host in ("0.0.0.0", "::", "") else core.host
         core = attrs.evolve(core, app_base_url=f"http://{host}:{core.port}")
     sections: dict[str, Any] = {}
-    selections: dict[str, backends.Selection] = {}
-    if core is not None:
-        selections, selection_problems = backends.select(pm, core, env)
-        problems += selection_problems
+    selections, selection_problems = backends.select(pm, env, dev_mode)
+    problems += selection_problems
     for selection in selections.values():
         if selection.backend.settings is not None:
             value, section_problems = read_section(selection.backend.settings, env, dev_mode=dev_mode)
