@@ -195,13 +195,18 @@ async def retrieve_checkout_session(request: web.Request) -> web.Response:
     return ls.json_response(session._export(expand=expand))
 
 
+def _page(title: str, heading: str, content: str, button: str) -> web.Response:
+    """A hosted page: its POST form is the one action a customer takes there."""
+    body = (f"<!doctype html><title>{title}</title><h1>{heading}</h1>{content}"
+            f"<form method=post><button type=submit>{button}</button></form>")
+    return web.Response(text=body, content_type="text/html")
+
+
 async def checkout_page(request: web.Request) -> web.Response:
     session = CheckoutSession._api_retrieve(request.match_info["id"])
     plan = _price_of(session._price)
-    body = (f"<!doctype html><title>Fake Stripe Checkout</title><h1>Subscribe</h1>"
-            f"<p>{html.escape(plan.currency.upper())} {plan.amount / 100:.2f} / {html.escape(plan.interval)}</p>"
-            f"<form method=post><button type=submit>Pay</button></form>")
-    return web.Response(text=body, content_type="text/html")
+    price = f"<p>{html.escape(plan.currency.upper())} {plan.amount / 100:.2f} / {html.escape(plan.interval)}</p>"
+    return _page("Fake Stripe Checkout", "Subscribe", price, "Pay")
 
 
 async def checkout_pay(request: web.Request) -> web.Response:
@@ -243,10 +248,8 @@ async def portal_page(request: web.Request) -> web.Response:
     rows = "".join(f"<li>{html.escape(s.id)}: {html.escape(s.status)}"
                    f"{' (cancels at period end)' if s.cancel_at_period_end else ''}</li>"
                    for s in _live_subscriptions(session.customer))
-    body = (f"<!doctype html><title>Fake Stripe Billing Portal</title><h1>Your subscription</h1>"
-            f"<p>Customer {html.escape(session.customer)}</p><ul>{rows}</ul>"
-            f"<form method=post><button type=submit>Cancel plan</button></form>")
-    return web.Response(text=body, content_type="text/html")
+    content = f"<p>Customer {html.escape(session.customer)}</p><ul>{rows}</ul>"
+    return _page("Fake Stripe Billing Portal", "Your subscription", content, "Cancel plan")
 
 
 async def portal_cancel(request: web.Request) -> web.Response:
