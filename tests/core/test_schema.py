@@ -1,0 +1,151 @@
+"""The schema at startup: provisioning, idempotence, concurrent pods, rollback, unreachable database."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from portal_core import __version__
+from portal_core.db import apply_schema, core_schema, create_pool, schema_parts
+from portal_core.plugins import make_plugin_manager
+from portal_core.settings import load_config
+from tests.support.db import create_token, run_sql
+from tests.support.portal import run_portal, start_portal, wait_healthy
+
+PORTAL = str(Path(sys.executable).with_name("portal"))
+CATALOG = """
+    SELECT table_name, column_name, data_type, column_default, is_nullable FROM information_schema.columns
+    WHERE table_schema = 'public' UNION ALL
+    SELECT tablename, indexname, indexdef, NULL, NULL FROM pg_indexes WHERE schemaname = 'public'
+    ORDER BY 1, 2"""
+# What a newer build might add: a column with a default, a table, an index.
+NEWER_SQL = """
+ALTER TABLE artifacts ADD COLUMN IF NOT EXISTS labels text[] NOT NULL DEFAULT '{}';
+CREATE TABLE IF NOT EXISTS artifact_shares (
+    artifact_id uuid NOT NULL REFERENCES artifacts (id) ON DELETE CASCADE,
+    shared_with text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS artifact_shares_with_idx ON artifact_shares (shared_with);
+"""
+
+
+def test_an_empty_database_is_provisioned_on_first_start_and_a_second_start_changes_nothing(empty_database_url):
+    with run_portal(empty_database_url) as portal:
+        assert "applied" in portal.log()
+    tables = {row[0] for row in run_sql(empty_database_url, "SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    assert {"users", "sessions", "api_tokens", "artifacts", "subscriptions", "schema_applies", "stripe_events"} <= tables
+    applies = run_sql(empty_database_url, "SELECT schema_hash, portal_version, plugins FROM schema_applies")
+    assert len(applies) == 1 and applies[0][1] == __version__ and applies[0][2][0] == "schema.sql"
+    before = run_sql(empty_database_url, CATALOG)
+    with run_portal(empty_database_url):
+        pass
+    assert run_sql(empty_database_url, CATALOG) == before
+    assert run_sql(empty_database_url, "SELECT count(*) FROM schema_applies") == [(1,)]
+
+
+def test_eight_processes_starting_at_once_against_one_empty_database_all_come_up(empty_database_url):
+    portals = [start_portal(empty_database_url, wait=False) for _ in range(8)]
+    try:
+        for portal in portals:
+            wait_healthy(portal, timeout=120)
+        for portal in portals:
+            assert "Traceback" not in portal.log()
+    finally:
+        for portal in portals:
+            portal.stop()
+    assert run_sql(empty_database_url, "SELECT count(*) FROM schema_applies") == [(1,)]
+
+
+async def test_an_older_build_against_a_newer_database_comes_up_and_leaves_newer_objects_alone(empty_database_url):
+    pool = await create_pool(empty_database_url, connect_timeout=5)
+    try:
+        # The newer build's schema: everything this build has, plus NEWER_SQL.
+        pm = make_plugin_manager()
+        parts = schema_parts(pm, load_config({"DEV_MODE": "true"}, pm))
+        await apply_schema(pool, [*parts, ("newer", NEWER_SQL)], version="9.9.9")
+    finally:
+        pool.close()
+        await pool.wait_closed()
+    user = run_sql(empty_database_url, "INSERT INTO users (issuer, subject) VALUES ('t', 's') RETURNING id")[0][0]
+    run_sql(empty_database_url, "INSERT INTO artifacts (id, owner_id, name, size, content_type, sha256, storage_key, labels)"
+            " VALUES (gen_random_uuid(), %s, 'new.bin', 1, 'x/y', 'ab', 'k1', '{red}')", (user,))
+    run_sql(empty_database_url, "INSERT INTO artifact_shares SELECT id, 'bob' FROM artifacts")
+    before = run_sql(empty_database_url, CATALOG)
+
+    token = create_token(empty_database_url, user)
+    with run_portal(empty_database_url) as portal:  # this build = the older one: it knows no labels
+        request = urllib.request.Request(portal.url + "/api/artifacts", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request) as response:
+            assert [a["name"] for a in __import__("json").load(response)["artifacts"]] == ["new.bin"]
+    assert run_sql(empty_database_url, CATALOG) == before
+    assert run_sql(empty_database_url, "SELECT labels FROM artifacts") == [(["red"],)]
+    assert run_sql(empty_database_url, "SELECT shared_with FROM artifact_shares") == [("bob",)]
+    versions = [row[0] for row in run_sql(empty_database_url, "SELECT portal_version FROM schema_applies ORDER BY id")]
+    assert versions == ["9.9.9", __version__]
+
+
+def test_unreachable_database_retries_for_a_bounded_time_then_exits_naming_the_host(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once closed
+    url = f"postgresql://portal:s3cret-pw@127.0.0.1:{port}/portal"
+    started = time.monotonic()
+    portal = start_portal(url, {"DATABASE_CONNECT_TIMEOUT": "3"}, wait=False)
+    code = portal.process.wait(60)
+    elapsed = time.monotonic() - started
+    log = portal.log()
+    assert code == 69, log
+    assert f"127.0.0.1:{port}" in log and "retrying" in log and "unreachable after 3s" in log
+    assert "s3cret-pw" not in log
+    assert elapsed < 40  # bounded, not forever (generous: a slow machine still passes)
+
+
+def test_schema_show_prints_the_embedded_schema(tmp_path):
+    result = subprocess.run([PORTAL, "schema", "show"], env={"PATH": "/usr/bin:/bin", "DEV_MODE": "true"},
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "CREATE TABLE IF NOT EXISTS artifacts" in result.stdout
+    assert "plugin stripe" in result.stdout and "stripe_events" in result.stdout
+
+
+def test_schema_apply_provisions_and_exits(empty_database_url, tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "DEV_MODE": "true", "DATABASE_URL": empty_database_url}
+    first = subprocess.run([PORTAL, "schema", "apply"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "recorded as a new provisioning" in first.stdout
+    second = subprocess.run([PORTAL, "schema", "apply"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "already provisioned by this build" in second.stdout
+    assert run_sql(empty_database_url, "SELECT count(*) FROM schema_applies") == [(1,)]
+
+
+def test_every_schema_statement_is_idempotent_ddl():
+    statements = [s.strip() for s in core_schema().split(";") if s.strip() and not s.strip().startswith("--")]
+    for statement in statements:
+        code = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--")).strip()
+        if not code:
+            continue
+        assert "IF NOT EXISTS" in code or code.startswith("DO "), code[:80]
+        assert "DROP " not in code.upper(), code[:80]
+
+
+@pytest.mark.slow
+def test_the_wheel_embeds_the_schema_and_the_assets(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path), str(root)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("portal-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "portal_core/resources/schema.sql" in names
+    assert "portal_core/resources/assets/index.html" in names
+    assert any(n.startswith("portal_core/resources/assets/js/") for n in names)
+    assert zipfile.ZipFile(wheel).read("portal_core/resources/schema.sql").decode() == (root / "schema.sql").read_text()
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "[portal]" in entry_points and "r2 = plugins.r2" in entry_points
