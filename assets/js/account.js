@@ -1,9 +1,10 @@
 // The account page (/account): create API tokens (shown once, with a copy button), list and revoke them.
 
 import { api } from './api.js';
-import { byId, confirmAction, h, notify } from './dom.js';
+import { byId, h, notify } from './dom.js';
 import { humanDateTime } from './format.js';
 import { startSignedInPage } from './layout.js';
+import { confirmAndDelete } from './remove.js';
 
 function tokenRow(token, onRevoke) {
   const revoke = h(
@@ -39,26 +40,17 @@ async function loadTokens() {
 }
 
 async function revokeToken(token, button) {
-  const confirmed = await confirmAction({
+  const gone = await confirmAndDelete({
+    button,
+    path: `/api/tokens/${encodeURIComponent(token.id)}`,
     title: 'Revoke this token?',
     message: `Anything using “${token.name}” will stop working at once.`,
     confirmLabel: 'Revoke token',
+    failure: `Could not revoke “${token.name}”`,
+    key: 'tokens',
   });
-  if (!confirmed) {
-    button.focus();
-    return;
-  }
-  button.disabled = true;
-  try {
-    await api(`/api/tokens/${encodeURIComponent(token.id)}`, { method: 'DELETE' });
-    notify(`Revoked “${token.name}”.`, { kind: 'success', key: 'tokens' });
-  } catch (error) {
-    button.disabled = false;
-    if (error.status !== 404) {
-      notify(`Could not revoke “${token.name}”: ${error.message}`, { key: 'tokens' });
-      return;
-    }
-  }
+  if (!gone) return;
+  notify(`Revoked “${token.name}”.`, { kind: 'success', key: 'tokens' });
   await loadTokens();
   byId('tokens-title').focus();
 }

@@ -2,8 +2,9 @@
 // confirmation.
 
 import { api } from './api.js';
-import { byId, clearNotices, confirmAction, h, notify } from './dom.js';
+import { byId, clearNotices, h, notify } from './dom.js';
 import { humanDateTime, humanSize } from './format.js';
+import { confirmAndDelete } from './remove.js';
 
 const PAGE_SIZE = 50;
 
@@ -81,26 +82,16 @@ export class ArtifactTable {
   }
 
   async remove(artifact, button) {
-    const confirmed = await confirmAction({
+    const gone = await confirmAndDelete({
+      button,
+      path: `/api/artifacts/${encodeURIComponent(artifact.id)}`,
       title: 'Delete this file?',
       message: `“${artifact.name}” will be deleted for good. This cannot be undone.`,
       confirmLabel: 'Delete file',
+      failure: `Could not delete “${artifact.name}”`,
+      key: 'delete',
     });
-    if (!confirmed) {
-      button.focus();
-      return;
-    }
-    button.disabled = true;
-    try {
-      await api(`/api/artifacts/${encodeURIComponent(artifact.id)}`, { method: 'DELETE' });
-    } catch (error) {
-      button.disabled = false;
-      if (error.status !== 404) {
-        notify(`Could not delete “${artifact.name}”: ${error.message}`, { key: 'delete' });
-        return;
-      }
-      // Already gone (deleted in another tab): drop the row all the same.
-    }
+    if (!gone) return;
     button.closest('tr').remove();
     this.showEmptyState();
     notify(`Deleted “${artifact.name}”.`, { kind: 'success', key: 'delete' });

@@ -9,7 +9,7 @@ from tests.support.portal import run_portal
 
 
 @pytest.fixture
-async def browser():
+async def chromium():
     """A headless Chromium for one test (FAILS, with the command to run, when it is not installed)."""
     async with launch_chromium() as browser:
         yield browser

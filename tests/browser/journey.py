@@ -7,11 +7,16 @@ test passes a function with the same signature that fills the identity provider'
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import attrs
 from playwright.async_api import Page, expect
+
+from tests.browser.chromium import screenshot
 
 # Uploads are throttled to this rate so the progress bar can be seen moving (not to measure anything).
 UPLOAD_BYTES_PER_SECOND = 512 * 1024
@@ -23,7 +28,8 @@ class Person:
     name: str
 
 
-SignIn = Callable[[Page, str, Person], Awaitable[None]]
+# sign_in(page, base_url, person, next_path): from signed out to signed in on next_path.
+SignIn = Callable[[Page, str, Person, str], Awaitable[None]]
 
 
 async def open_sign_in(page: Page, base_url: str, next_path: str = "/") -> None:
@@ -33,14 +39,14 @@ async def open_sign_in(page: Page, base_url: str, next_path: str = "/") -> None:
     await page.get_by_test_id("sign-in").click()
 
 
-async def sign_in_dev(page: Page, base_url: str, person: Person) -> None:
-    """Sign in through the DEV_MODE form (email and name, nothing else) and land on the dashboard."""
-    await open_sign_in(page, base_url)
+async def sign_in_dev(page: Page, base_url: str, person: Person, next_path: str = "/") -> None:
+    """Sign in through the DEV_MODE form (email and name, nothing else) and land back on ``next_path``."""
+    await open_sign_in(page, base_url, next_path)
     await page.wait_for_url(re.compile(r"/dev/login\?"))
     await page.fill("#dev-email", person.email)
     await page.fill("#dev-name", person.name)
     await page.click("#dev-submit")
-    await page.wait_for_url(base_url + "/")
+    await page.wait_for_url(base_url + next_path)
     await expect(page.locator("#user-email")).to_have_text(person.email)
 
 
@@ -119,7 +125,7 @@ async def delete(page: Page, name: str) -> None:
 
 async def create_token(page: Page, base_url: str, name: str) -> str:
     """Create an API token on /account; returns the secret shown once."""
-    await page.get_by_role("link", name="API tokens").click()
+    await page.locator("#nav-account").click()
     await page.wait_for_url(base_url + "/account")
     await page.get_by_label("Token name").fill(name)
     await page.get_by_test_id("token-create").click()
@@ -131,7 +137,7 @@ async def create_token(page: Page, base_url: str, name: str) -> str:
 
 async def upgrade_to_pro_dev(page: Page, base_url: str) -> None:
     """Billing → "Upgrade to Pro" → the DEV_MODE checkout's Pay button → back on billing as Pro."""
-    await page.get_by_role("link", name="Billing").click()
+    await page.locator("#nav-billing").click()
     await page.wait_for_url(base_url + "/billing")
     await expect(page.get_by_test_id("billing-plan")).to_have_text("Free")
     await page.get_by_test_id("upgrade-pro").click()
@@ -147,3 +153,73 @@ async def sign_out(page: Page, base_url: str) -> None:
     await page.get_by_test_id("sign-out").click()
     await page.wait_for_url(re.compile(r"/login(\?|$)"))
     await expect(page.get_by_test_id("sign-in")).to_be_visible()
+
+
+async def api_me(base_url: str, token: str) -> tuple[int, dict]:
+    """GET /api/me with an API token, as a script would; returns (status, JSON)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base_url}/api/me", headers={"Authorization": f"Bearer {token}"}) as resp:
+            return resp.status, await resp.json()
+
+
+async def full_journey(page: Page, base: str, *, sign_in: SignIn, person: Person,
+                       upgrade: Callable[[Page, str], Awaitable[None]] = upgrade_to_pro_dev,
+                       shots: str = "journey") -> None:
+    """The whole journey from signed out to signed out again; screenshots are named ``<shots>-NN-…``.
+
+    Sign in, upload two files (one picked, one dropped, watching the progress bar), see them listed,
+    download one and compare bytes, delete one, create an API token and use it from Python, upgrade
+    to Pro and see the badge change, sign out.
+    """
+    report = bytes(os.urandom(700 * 1024))  # big enough to watch the progress bar under throttling
+    notes = "Grüße, 東京 — ünïcode notes\n".encode() * 20
+    report_name, notes_name = "quarterly report.bin", "Grüße 東京 notes.txt"
+
+    await sign_in(page, base, person, "/")
+    await expect(page.get_by_test_id("plan-badge")).to_have_text("Free")
+    await expect(page.get_by_test_id("artifacts-empty")).to_be_visible()
+    await screenshot(page, f"{shots}-01-dashboard-empty")
+
+    await throttle_uploads(page)
+    await choose_files(page, {report_name: report})
+    seen = await wait_for_progress_between(page, report_name)
+    assert 0 < seen < 100
+    await screenshot(page, f"{shots}-02-upload-in-progress")
+    await wait_uploaded(page, report_name)
+    await drop_files(page, {notes_name: notes})
+    await wait_uploaded(page, notes_name)
+
+    # Newest first, with human sizes and the start of each checksum.
+    await expect(page.get_by_test_id("artifact-name")).to_have_text([notes_name, report_name])
+    row = artifact_row(page, report_name)
+    await expect(row.get_by_test_id("artifact-size")).to_have_text("700 KiB")
+    await expect(row.get_by_test_id("artifact-sha")).to_have_text(hashlib.sha256(report).hexdigest()[:12])
+    await expect(page.get_by_test_id("usage-text")).to_contain_text("(2 files)")
+    await screenshot(page, f"{shots}-03-two-files")
+
+    filename, body = await download(page, notes_name)
+    assert body == notes
+    assert filename == notes_name
+
+    await delete(page, report_name)
+    await expect(page.get_by_test_id("artifact-name")).to_have_text([notes_name])
+    await expect(page.get_by_test_id("usage-text")).to_contain_text("(1 file)")
+    await page.reload()
+    await expect(page.get_by_test_id("artifact-name")).to_have_text([notes_name])
+
+    secret = await create_token(page, base, "ci job")
+    await screenshot(page, f"{shots}-04-token-created")
+    status, me = await api_me(base, secret)
+    assert status == 200, me
+    assert me["user"]["email"] == person.email
+
+    await upgrade(page, base)
+    await screenshot(page, f"{shots}-05-pro")
+    await page.locator("#nav-artifacts").click()
+    await expect(page.get_by_test_id("plan-badge")).to_have_text("Pro")
+
+    await sign_out(page, base)
+    await screenshot(page, f"{shots}-06-signed-out")
+    # The old session is gone: a protected page sends the browser back to sign-in.
+    await page.goto(base + "/account")
+    await page.wait_for_url(f"{base}/login?next=%2Faccount")

@@ -1,0 +1,150 @@
+"""Page behaviour beyond the happy journey: canceling, hostile names, phone width, keyboard, warnings."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import expect
+
+from tests.browser import journey
+from tests.browser.chromium import open_page, screenshot
+from tests.browser.journey import Person
+from tests.support.db import run_sql
+
+pytestmark = pytest.mark.browser
+
+GRACE = Person(email="grace@example.com", name="Grace Hopper")
+
+
+async def test_dev_banner_and_sign_in_return_to_the_page_asked_for(chromium, portal):
+    """Every page says it is DEV_MODE; signing in from /billing comes back to /billing."""
+    async with open_page(chromium) as (page, problems):
+        await page.goto(portal.url + "/billing")
+        await page.wait_for_url(f"{portal.url}/login?next=%2Fbilling")
+        await expect(page.get_by_test_id("dev-banner")).to_contain_text("no real sign-in, storage or payments")
+        await expect(page.get_by_test_id("sign-in")).to_have_text("Continue to the development sign-in form")
+        await screenshot(page, "sign-in")
+        await journey.sign_in_dev(page, portal.url, GRACE, "/billing")
+        await expect(page.get_by_test_id("billing-plan")).to_have_text("Free")
+        for path in ("/", "/account", "/billing"):
+            await page.goto(portal.url + path)
+            await expect(page.get_by_test_id("dev-banner")).to_be_visible()
+            await expect(page.locator("#user-email")).to_have_text(GRACE.email)
+        problems.assert_none()
+
+
+async def test_canceled_upload_keeps_nothing(chromium, portal):
+    """Cancel mid-upload: the item says so, and the file is neither listed nor counted."""
+    async with open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(page, portal.url, GRACE)
+        await journey.throttle_uploads(page, 128 * 1024)
+        await journey.choose_files(page, {"huge.iso": b"\0" * (4 * 1024 * 1024)})
+        await journey.wait_for_progress_between(page, "huge.iso")
+        item = journey.upload_item(page, "huge.iso")
+        await item.get_by_test_id("upload-cancel").click()
+        await expect(item).to_have_attribute("data-state", "canceled")
+        await expect(item.get_by_test_id("upload-status")).to_have_text("Canceled")
+        await page.reload()
+        await expect(page.get_by_test_id("artifacts-empty")).to_be_visible()
+        await expect(page.get_by_test_id("usage-text")).to_contain_text("0 bytes of")
+        problems.assert_none()
+
+
+async def test_hostile_file_names_are_shown_as_text(chromium, portal):
+    """Markup in a file name is displayed literally, never run."""
+    name = '<img src=x onerror="window.pwned=1">"; <script>window.pwned=2</script>.txt'
+    async with open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(page, portal.url, GRACE)
+        await journey.drop_files(page, {name: b"payload"})
+        await journey.wait_uploaded(page, name)
+        await expect(journey.artifact_row(page, name)).to_have_count(1)
+        await expect(page.locator("#artifacts-body img, #artifacts-body script, #upload-list img")).to_have_count(0)
+        assert await page.evaluate("window.pwned") is None
+        problems.assert_none()
+
+
+async def test_phone_width_has_no_sideways_scrolling(chromium, portal):
+    """At 360 px wide, with a long name in the table, every page fits the screen and the nav is usable."""
+    long_name = "a-very-long-file-name-without-any-spaces-" * 4 + ".tar.gz"
+    async with open_page(chromium, width=360, height=740) as (page, problems):
+        await journey.sign_in_dev(page, portal.url, GRACE)
+        await journey.choose_files(page, {long_name: b"x" * 2048})
+        await journey.wait_uploaded(page, long_name)
+        await expect(journey.artifact_row(page, long_name)).to_be_visible()
+        for path, shot in (("/", "phone-dashboard"), ("/account", "phone-account"), ("/billing", "phone-billing")):
+            await page.goto(portal.url + path)
+            await expect(page.locator("main")).not_to_have_attribute("aria-busy", "true")
+            overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at phone width"
+            await expect(page.locator("#nav-billing")).to_be_in_viewport()
+            await screenshot(page, shot)
+        problems.assert_none()
+
+
+async def test_delete_by_keyboard_with_escape_to_back_out(chromium, portal):
+    """Tab reaches the file chooser with a visible focus ring; Delete can be confirmed or backed out of by keyboard."""
+    async with open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(page, portal.url, GRACE)
+        for _ in range(30):
+            await page.keyboard.press("Tab")
+            if await page.evaluate("document.activeElement.id") == "file-input":
+                break
+        else:
+            raise AssertionError("Tab never reached the file chooser")
+        outline = await page.locator("label[for=file-input]").evaluate("(label) => getComputedStyle(label).outlineStyle")
+        assert outline != "none", "the focused file chooser shows no focus ring"
+
+        await journey.choose_files(page, {"keep.txt": b"keep"})
+        await journey.wait_uploaded(page, "keep.txt")
+        delete_button = journey.artifact_row(page, "keep.txt").get_by_test_id("delete")
+        await delete_button.focus()
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#confirm-dialog")).to_be_visible()
+        await expect(page.locator("#confirm-cancel")).to_be_focused()
+        await page.keyboard.press("Escape")
+        await expect(page.locator("#confirm-dialog")).to_be_hidden()
+        await expect(delete_button).to_be_focused()
+        await expect(journey.artifact_row(page, "keep.txt")).to_have_count(1)
+
+        await page.keyboard.press("Enter")
+        await page.keyboard.press("Tab")
+        await expect(page.locator("#confirm-ok")).to_be_focused()
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_test_id("artifacts-empty")).to_be_visible()
+        problems.assert_none()
+
+
+async def test_revoked_token_stops_working(chromium, portal):
+    """Revoke asks first, then the token is refused at once."""
+    async with open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(page, portal.url, GRACE)
+        secret = await journey.create_token(page, portal.url, "laptop")
+        await page.get_by_role("button", name="I have copied it").click()
+        await expect(page.get_by_test_id("new-token")).to_be_hidden()
+        await page.get_by_role("button", name="Revoke token laptop").click()
+        await page.click("#confirm-ok")
+        await expect(page.get_by_test_id("tokens-empty")).to_be_visible()
+        status, _ = await journey.api_me(portal.url, secret)
+        assert status == 401
+        problems.assert_none()
+
+
+async def test_past_due_warning_on_billing_and_dashboard(chromium, portal, database_url):
+    """A failed renewal keeps Pro but warns, with the way to fix it, on billing and the dashboard."""
+    async with open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(page, portal.url, GRACE)
+        run_sql(database_url,
+                "INSERT INTO subscriptions (user_id, provider, plan, status, current_period_end) "
+                "SELECT id, 'dev', 'pro', 'past_due', now() + interval '3 days' FROM users WHERE email = %s",
+                (GRACE.email,))
+        await page.reload()
+        await expect(page.get_by_test_id("plan-badge")).to_have_text("Pro")
+        await expect(page.get_by_test_id("plan-warning")).to_contain_text("payment failed")
+        await page.locator("#nav-billing").click()
+        await expect(page.get_by_test_id("billing-status")).to_have_text("Payment overdue")
+        await expect(page.get_by_test_id("billing-warning")).to_contain_text("Update your payment method")
+        await expect(page.get_by_test_id("manage-billing")).to_be_visible()
+        await expect(page.get_by_test_id("upgrade")).to_be_hidden()
+        await screenshot(page, "billing-past-due")
+        await page.get_by_test_id("manage-billing").click()
+        await page.wait_for_url(f"{portal.url}/dev/billing/portal")
+        problems.assert_none()
