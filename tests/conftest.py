@@ -14,6 +14,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 
+# Fixture modules shared across directories, so a session-scoped server (moto) starts once per run.
+pytest_plugins = ["tests.support.moto"]
+
 ADMIN_URL = os.environ.get("PORTAL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

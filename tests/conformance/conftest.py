@@ -17,10 +17,9 @@ import pytest
 from plugins.dev_stubs.storage import LocalStorage
 from portal_core.interfaces import Download, ObjectNotFound, Storage
 from tests.support.moto import (
-    ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, free_port, moto_endpoint, object_exists, object_keys, pending_uploads, s3_client,
+    ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, free_port, object_exists, object_keys, pending_uploads, s3_client,
 )
 
-__all__ = ["moto_endpoint"]  # the session fixture, re-exported for this directory
 
 
 class LocalHarness:

@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.moto import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, moto_endpoint, s3, s3_bucket
+from tests.support.moto import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 
-__all__ = ["moto_endpoint", "s3", "s3_bucket"]  # fixtures, re-exported for this directory
 
 
 @pytest.fixture
