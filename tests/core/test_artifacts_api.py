@@ -208,7 +208,7 @@ async def test_upload_without_a_file_field_is_400(sign_in):
 async def _sign_in_on(client):
     import aiohttp
 
-    from tests.core.conftest import Browser
+    from tests.support.app import Browser
     from tests.support.portal import dev_sign_in
 
     session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))

@@ -1,4 +1,4 @@
-"""In-process portal apps for API tests, built through the same create_app the CLI uses."""
+"""In-process portal apps for API tests, built through the same create_app the CLI uses (fixtures: make_app, client, sign_in)."""
 
 from __future__ import annotations
 
