@@ -39,7 +39,10 @@ function showPlan(plan) {
   const warning = byId('billing-warning');
   warning.textContent = plan.warning || '';
   warning.hidden = !plan.warning;
-  byId('manage-billing').hidden = plan.name === FREE && (plan.status === 'none' || !plan.status);
+  const manage = byId('manage-billing');
+  manage.hidden = plan.name === FREE && (plan.status === 'none' || !plan.status);
+  // When payment needs fixing, that button is the way to fix it: make it the obvious one.
+  manage.classList.toggle('button-primary', Boolean(plan.warning));
 }
 
 function showUpgrades(plan, offered) {

@@ -19,14 +19,6 @@ async function main() {
   button.href = `/auth/login?next=${encodeURIComponent(next)}`;
   byId('continue-link').href = next;
 
-  const error = params.get('error');
-  if (error) {
-    const box = byId('login-error');
-    // Plain text, capped: the parameter comes from a URL anyone can craft.
-    box.textContent = `Sign-in did not complete: ${error.slice(0, 200)}`;
-    box.hidden = false;
-  }
-
   if (isDevMode()) {
     button.textContent = 'Continue to the development sign-in form';
     byId('sign-in-note').textContent = 'Development mode: you choose any email and name; no password, nothing leaves this machine.';

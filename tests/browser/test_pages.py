@@ -148,3 +148,21 @@ async def test_past_due_warning_on_billing_and_dashboard(chromium, portal, datab
         await page.get_by_test_id("manage-billing").click()
         await page.wait_for_url(f"{portal.url}/dev/billing/portal")
         problems.assert_none()
+
+
+async def test_long_lists_page_with_load_more(chromium, portal, database_url):
+    """More than a page of files: the first 50 show, "Load more" brings the rest, oldest last."""
+    async with open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(page, portal.url, GRACE)
+        run_sql(database_url,
+                "INSERT INTO artifacts (id, owner_id, name, size, content_type, sha256, storage_key, created_at) "
+                "SELECT gen_random_uuid(), u.id, 'file ' || lpad(n::text, 2, '0'), n, 'text/plain', "
+                "       repeat('0', 64), 'k/' || n, now() - n * interval '1 minute' "
+                "FROM users u, generate_series(1, 55) n WHERE u.email = %s", (GRACE.email,))
+        await page.reload()
+        await expect(page.get_by_test_id("artifact-row")).to_have_count(50)
+        await page.get_by_test_id("load-more").click()
+        await expect(page.get_by_test_id("artifact-row")).to_have_count(55)
+        await expect(page.get_by_test_id("artifact-name").last).to_have_text("file 55")
+        await expect(page.get_by_test_id("load-more")).to_be_hidden()
+        problems.assert_none()
