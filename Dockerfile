@@ -26,7 +26,7 @@ ENV PYTHONUNBUFFERED=1 \
     PORT=8080 \
     PORTAL_DATA_DIR=/var/lib/portal
 # /usr/local/bin/portal is the path operators' manifests already use.
-RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/portal --create-home \
+RUN useradd --uid 10001 --user-group --home-dir /var/lib/portal --create-home \
         --shell /usr/sbin/nologin portal \
     && ln -s /opt/portal/bin/portal /usr/local/bin/portal
 COPY --from=build /opt/portal /opt/portal

@@ -72,6 +72,12 @@ class Client:
         self.timeout = timeout
         self.opener = urllib.request.build_opener(_NoRedirects)
 
+    def browser(self) -> Client:
+        """A client with its own cookie jar, for pages that keep a session across redirects (the provider's)."""
+        client = Client(self.base_url, "", self.timeout)
+        client.opener = urllib.request.build_opener(_NoRedirects, urllib.request.HTTPCookieProcessor())
+        return client
+
     def request(self, method: str, url: str, *, body: bytes | None = None, headers: dict | None = None,
                 authorized: bool = False) -> Answer:
         url = urljoin(self.base_url + "/", url)
@@ -146,8 +152,9 @@ class Smoke:
 
     def _provider_answer(self, url: str) -> str:
         """Ask the provider's authorization endpoint: a client or redirect URI it does not know shows here."""
+        browser = self.client.browser()
         for _hop in range(MAX_PROVIDER_HOPS):
-            answer = self.client.request("GET", url)
+            answer = browser.request("GET", url)
             if answer.status in (301, 302, 303, 307, 308) and answer.headers.get("Location"):
                 url = urljoin(url, answer.headers["Location"])
                 if url.startswith(self.client.base_url + "/auth/callback"):
