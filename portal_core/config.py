@@ -57,6 +57,13 @@ def setting(
                        metadata={"portal": meta})
 
 
+def between(low: float, high: float, unit: str = ""):
+    """A ``check`` for numeric settings: ``between(1, 120, " seconds")``."""
+    def check(value: float) -> str | None:
+        return None if low <= value <= high else f"must be between {low}{unit} and {high}{unit}"
+    return check
+
+
 @attrs.frozen
 class ConfigSection:
     """A named group of settings a plugin requires; ``settings`` is an attrs class of :func:`setting` fields."""

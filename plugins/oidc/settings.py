@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from portal_core.config import setting
+from portal_core.config import between, setting
 
 
 def _issuer(value: str) -> str | None:
@@ -22,12 +22,6 @@ def _issuer(value: str) -> str | None:
 
 def _scopes(value: str) -> str | None:
     return None if "openid" in value.split() else 'must include "openid" (space-separated scopes)'
-
-
-def _between(low: int, high: int):
-    def check(value: int) -> str | None:
-        return None if low <= value <= high else f"must be between {low} and {high} seconds"
-    return check
 
 
 @attrs.frozen
@@ -51,8 +45,8 @@ class OidcSettings:
         "POCKET_ID_ADMIN_GROUP", default="",
         hint="members of this Pocket ID group are portal admins (empty: nobody is made admin by the provider)")
     timeout: int = setting(
-        "POCKET_ID_TIMEOUT", default=10, check=_between(1, 120),
+        "POCKET_ID_TIMEOUT", default=10, check=between(1, 120, " seconds"),
         hint="seconds to wait for Pocket ID to answer (discovery, token exchange, keys, userinfo)")
     clock_skew: int = setting(
-        "POCKET_ID_CLOCK_SKEW", default=60, check=_between(0, 600),
+        "POCKET_ID_CLOCK_SKEW", default=60, check=between(0, 600, " seconds"),
         hint="seconds of clock difference tolerated when checking id_token times (exp, iat)")

@@ -6,21 +6,13 @@ import re
 
 import attrs
 
-from portal_core.config import ByteSize, setting
+from portal_core.config import ByteSize, between, setting
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 MIN_PART_SIZE = 5 * MiB  # S3/R2: every part but the last must be at least 5 MiB...
 MAX_PART_SIZE = 5 * GiB  # ...and at most 5 GiB (also the largest single PutObject).
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs live at most a week.
-
-
-def _between(low: float, high: float, unit: str = ""):
-    def check(value: float) -> str | None:
-        if not low <= value <= high:
-            return f"must be between {low}{unit} and {high}{unit}"
-        return None
-    return check
 
 
 def _part_size(value: int) -> str | None:
@@ -76,7 +68,7 @@ class R2Settings:
         "R2_ADDRESSING_STYLE", default="path", check=_addressing,
         hint='"path" (bucket in the URL path; works with R2 and local servers) or "virtual" (bucket in the host name)')
     presign_seconds: int = setting(
-        "R2_PRESIGN_SECONDS", default=300, check=_between(1, MAX_PRESIGN_SECONDS, " seconds"),
+        "R2_PRESIGN_SECONDS", default=300, check=between(1, MAX_PRESIGN_SECONDS, " seconds"),
         hint="how long a download link stays valid; short is safer, the link is made on every click")
     multipart_threshold: ByteSize = setting(
         "R2_MULTIPART_THRESHOLD", default=ByteSize(8 * MiB), check=_threshold,
@@ -85,7 +77,7 @@ class R2Settings:
         "R2_PART_SIZE", default=ByteSize(8 * MiB), check=_part_size,
         hint="multipart part size, 5MiB..5GiB; raised automatically when the upload limit needs over 10,000 parts")
     health_timeout: float = setting(
-        "R2_HEALTH_TIMEOUT", default=3.0, check=_between(0.1, 60, " seconds"),
+        "R2_HEALTH_TIMEOUT", default=3.0, check=between(0.1, 60, " seconds"),
         hint="seconds /health waits for the bucket to answer before reporting storage down")
 
     @property

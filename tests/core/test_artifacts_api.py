@@ -107,7 +107,7 @@ async def test_another_users_artifact_is_404_never_403(sign_in, sql):
 
 async def test_per_file_limit_is_413_naming_the_limit_and_leaves_nothing(make_app, aiohttp_client, sign_in, sql, tmp_path):
     client = await aiohttp_client(make_app(PLAN_FREE_MAX_FILE="64KiB"))
-    browser = await _sign_in_on(client)
+    browser = await sign_in(on=client)
     async with await browser.upload(os.urandom(64 * 1024), "exact.bin") as resp:
         assert resp.status == 201  # exactly the limit is fine
     async with await browser.upload(os.urandom(64 * 1024 + 1), "big.bin") as resp:
@@ -117,12 +117,11 @@ async def test_per_file_limit_is_413_naming_the_limit_and_leaves_nothing(make_ap
     assert "per-file limit of 64 KiB" in error["message"] and "free" in error["message"]
     assert sql("SELECT name FROM artifacts") == [("exact.bin",)]
     assert len(stored_files(tmp_path)) == 1
-    await browser.session.close()
 
 
-async def test_quota_is_413_naming_the_quota_and_leaves_nothing(make_app, aiohttp_client, sql, tmp_path):
+async def test_quota_is_413_naming_the_quota_and_leaves_nothing(make_app, aiohttp_client, sign_in, sql, tmp_path):
     client = await aiohttp_client(make_app(PLAN_FREE_QUOTA="100KiB"))
-    browser = await _sign_in_on(client)
+    browser = await sign_in(on=client)
     async with await browser.upload(os.urandom(60 * 1024), "first.bin") as resp:
         assert resp.status == 201
     async with await browser.upload(os.urandom(60 * 1024), "second.bin") as resp:
@@ -131,7 +130,6 @@ async def test_quota_is_413_naming_the_quota_and_leaves_nothing(make_app, aiohtt
     assert "storage quota of 100 KiB" in message
     assert sql("SELECT name FROM artifacts") == [("first.bin",)]
     assert len(stored_files(tmp_path)) == 1
-    await browser.session.close()
 
 
 async def test_a_client_that_disconnects_mid_upload_leaves_nothing(client, sign_in, sql, tmp_path):
@@ -203,15 +201,4 @@ async def test_upload_without_a_file_field_is_400(sign_in):
     async with browser.request("POST", "/api/artifacts", data={"other": "x"}) as resp:
         assert resp.status == 400
         assert "multipart/form-data" in (await resp.json())["error"]["message"]
-
-
-async def _sign_in_on(client):
-    import aiohttp
-
-    from tests.support.app import Browser
-    from tests.support.portal import dev_sign_in
-
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    csrf = await dev_sign_in(session, str(client.make_url("")).rstrip("/"))
-    return Browser(client, session, csrf)
 

@@ -59,16 +59,13 @@ async def test_idle_and_absolute_expiry(sign_in, sql, column, age):
     assert (await browser.request("GET", "/api/me")).status == 401
 
 
-async def test_expiry_follows_the_configured_timeouts(make_app, aiohttp_client, sql):
+async def test_expiry_follows_the_configured_timeouts(make_app, aiohttp_client, sign_in, sql):
     client = await aiohttp_client(make_app(SESSION_IDLE_SECONDS="120"))
-    from tests.core.test_artifacts_api import _sign_in_on
-
-    browser = await _sign_in_on(client)
+    browser = await sign_in(on=client)
     sql("UPDATE sessions SET last_seen_at = now() - interval '100 seconds'")
     assert (await browser.request("GET", "/api/me")).status == 200
     sql("UPDATE sessions SET last_seen_at = now() - interval '130 seconds'")
     assert (await browser.request("GET", "/api/me")).status == 401
-    await browser.session.close()
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-CSRF-Token": "wrong"}])

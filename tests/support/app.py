@@ -65,14 +65,18 @@ def browser_multipart(data: bytes, filename: str, content_type: str) -> tuple[by
 
 @pytest.fixture
 async def sign_in(client):
-    """sign_in(email) -> a Browser signed in through the real dev login flow on ``client``'s portal."""
+    """sign_in(email, on=client) -> a Browser signed in through the real dev login flow.
+
+    ``on`` defaults to the ``client`` fixture's portal; pass another test client to sign in there.
+    """
     sessions = []
 
-    async def make(email: str = "ada@example.com", **kwargs) -> Browser:
+    async def make(email: str = "ada@example.com", *, on=None, **kwargs) -> Browser:
+        target = on if on is not None else client
         session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         sessions.append(session)
-        csrf = await dev_sign_in(session, str(client.make_url("")).rstrip("/"), email=email, **kwargs)
-        return Browser(client, session, csrf)
+        csrf = await dev_sign_in(session, str(target.make_url("")).rstrip("/"), email=email, **kwargs)
+        return Browser(target, session, csrf)
 
     yield make
     for session in sessions:
