@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 
 # Fixture modules shared across directories, so a session-scoped server (moto) starts once per run.
-pytest_plugins = ["tests.support.moto", "tests.support.app"]
+pytest_plugins = ["tests.support.moto", "tests.support.stripe", "tests.support.app"]
 
 ADMIN_URL = os.environ.get("PORTAL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

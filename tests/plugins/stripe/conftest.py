@@ -9,9 +9,7 @@ import pytest
 
 from portal_core.interfaces import User
 from tests.support.db import create_user, run_sql
-from tests.support.stripe import SECRET_KEY, WEBHOOK_SECRET, stripe_fake, stripe_server
-
-__all__ = ["stripe_fake", "stripe_server"]  # fixtures, re-exported for this directory
+from tests.support.stripe import SECRET_KEY, WEBHOOK_SECRET
 
 APP_BASE_URL = "https://portal.example.com"
 
