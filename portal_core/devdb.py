@@ -51,6 +51,14 @@ def _run_as(user: str | None):
     return {"preexec_fn": demote}
 
 
+def _run(command: list[str], user: str | None, hint: str = "") -> None:
+    result = subprocess.run(command, capture_output=True, text=True, **_run_as(user))
+    if result.returncode != 0:
+        output = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise NoPostgres(f"{Path(command[0]).name} failed ({result.returncode}): {' / '.join(output)}"
+                         + (f"; {hint}" if hint else ""))
+
+
 @contextlib.contextmanager
 def throwaway_postgres(data_dir: Path) -> Iterator[str]:
     """Run a private PostgreSQL under ``data_dir``/postgres for the duration; yields its DATABASE_URL."""
@@ -65,16 +73,19 @@ def throwaway_postgres(data_dir: Path) -> Iterator[str]:
     root.mkdir(parents=True, exist_ok=True)
     socket_dir.mkdir(exist_ok=True)
     if user:
+        # The postgres user must be able to reach the cluster: let it traverse (not list) the data dir.
+        data = data_dir.resolve()
+        data.chmod(data.stat().st_mode | 0o111)
         entry = pwd.getpwnam(user)
         for path in (root, socket_dir, *([cluster] if cluster.exists() else [])):
             os.chown(path, entry.pw_uid, entry.pw_gid)
     if not (cluster / "PG_VERSION").exists():
         log.info("creating a throwaway PostgreSQL cluster in %s", cluster)
-        subprocess.run([str(bin_dir / "initdb"), "-D", str(cluster), "-U", "postgres", "--auth=trust",
-                        "--encoding=UTF8", "--no-sync"], check=True, capture_output=True, **_run_as(user))
+        _run([str(bin_dir / "initdb"), "-D", str(cluster), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+              "--no-sync"], user)
     options = f"-c listen_addresses='' -c unix_socket_directories='{socket_dir}' -c fsync=off"
-    subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(cluster), "-l", str(logfile), "-o", options, "-w",
-                    "start"], check=True, capture_output=True, **_run_as(user))
+    _run([str(bin_dir / "pg_ctl"), "-D", str(cluster), "-l", str(logfile), "-o", options, "-w", "start"], user,
+         hint=f"see {logfile}")
     log.warning("DEV_MODE: started a throwaway PostgreSQL in %s (log: %s); it stops when the portal exits",
                 cluster, logfile)
     try:

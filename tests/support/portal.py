@@ -67,7 +67,8 @@ class PortalProcess:
 
 def portal_env(database_url: str | None, env: Mapping[str, str], port: int, data_dir: Path) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("POCKET_ID_", "R2_", "STRIPE_", "PLAN_", "AUTH_", "STORAGE_", "BILLING_"))}
+            if not k.startswith(("POCKET_ID_", "R2_", "STRIPE_", "PLAN_", "AUTH_", "STORAGE_", "BILLING_",
+                                 "DATABASE_URL", "DEV_MODE", "LOG_"))}
     base.update({"DEV_MODE": "true", "PORT": str(port), "HOST": "127.0.0.1", "PORTAL_DATA_DIR": str(data_dir),
                  "APP_BASE_URL": f"http://127.0.0.1:{port}", "DATABASE_CONNECT_TIMEOUT": "10"})
     if database_url:
