@@ -191,3 +191,12 @@ async def test_pages_redirect_to_sign_in_and_token_users_see_their_identity(clie
     token = create_token(database_url, create_user(database_url, email="grace@example.com", name="Grace"))
     me = await (await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})).json()
     assert me["user"]["email"] == "grace@example.com"
+
+
+async def test_cookies_are_secure_when_the_public_url_is_https(make_app, aiohttp_client):
+    client = await aiohttp_client(make_app(APP_BASE_URL="https://portal.example.com"))
+    resp = await client.get("/auth/login", allow_redirects=False)
+    cookie = resp.cookies["portal_session"]
+    assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Lax"
+    plain = await (await aiohttp_client(make_app())).get("/auth/login", allow_redirects=False)
+    assert not plain.cookies["portal_session"]["secure"]
