@@ -42,11 +42,10 @@ def _config_or_exit(env):
 
 
 def cmd_serve(args) -> int:
-    from aiohttp import web
-
     from .app import create_app
     from .db import DatabaseUnavailable
     from .devdb import NoPostgres, throwaway_postgres
+    from .serve import serve
 
     env = environment()
     pm, config = _config_or_exit(env)
@@ -63,8 +62,8 @@ def cmd_serve(args) -> int:
         app = create_app(config, pm)
         log.info("portal %s listening on http://%s:%s (public URL %s)", __version__, core.host, core.port, core.app_base_url)
         try:
-            web.run_app(app, host=core.host, port=core.port, shutdown_timeout=core.shutdown_grace_seconds,
-                        print=None, access_log=None, handle_signals=True)
+            # Not web.run_app: its shutdown stops reading request bodies, so uploads in flight could never finish.
+            serve(app, host=core.host, port=core.port, grace=core.shutdown_grace_seconds)
         except DatabaseUnavailable as exc:
             log.error("%s", exc)
             print(f"portal: {exc}", file=sys.stderr)

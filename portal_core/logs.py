@@ -50,5 +50,7 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Python warnings (deprecations, unclosed resources) go through the same handler, so JSON logs stay JSON.
+    logging.captureWarnings(True)
     # aiohttp's access log would double every request line; the metrics and our own lines cover it.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

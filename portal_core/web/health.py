@@ -13,6 +13,7 @@ from ..interfaces import Health
 CHECK_TIMEOUT = 3.0
 # Service checks (remote calls) are reused for a few seconds; the database is asked every time.
 SERVICE_CACHE_SECONDS = 5.0
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 async def _database(app: web.Application) -> Health:
@@ -65,5 +66,6 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[keys.METRICS].render(), content_type="text/plain",
-                        charset="utf-8", headers={"Cache-Control": "no-store"})
+    # The exposition format's own media type, so a scraper never has to guess the version.
+    return web.Response(body=request.app[keys.METRICS].render().encode(),
+                        headers={"Content-Type": PROMETHEUS_TEXT, "Cache-Control": "no-store"})

@@ -2,8 +2,18 @@
 # Installs what the operations tests (tests/ops/) need beyond the venv: buildah to build and run the
 # container image without a Docker engine, debootstrap to make its Python base image locally (no registry
 # is reachable here), and the PostgreSQL server binaries for the throwaway cluster the restart test stops.
-# Idempotent: does nothing when everything is installed.
+# Also the official Prometheus client in its own venv (.venvs/ops): its parser reads GET /metrics the way
+# a Prometheus server would. Idempotent: does nothing when everything is installed.
 set -euo pipefail
+cd "$(dirname "$0")/../.."
+VENV=.venvs/ops
+if ! "$VENV/bin/python" -c "import prometheus_client.parser" 2>/dev/null; then
+  mkdir -p .venvs
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check prometheus-client
+  "$VENV/bin/python" -c "import prometheus_client.parser"
+  echo "ops.sh: prometheus-client installed in $VENV"
+fi
 need=()
 command -v buildah >/dev/null || need+=(buildah)
 command -v debootstrap >/dev/null || need+=(debootstrap)
