@@ -43,14 +43,27 @@ def describe_target(dsn: str) -> str:
     return f"{host}:{parts.port or 5432}{parts.path or ''}"
 
 
+# libpq TCP keepalives: a pooled connection whose server vanished without closing it (a host crash, a
+# failover to another machine, a NAT forgetting the flow) is found dead by the kernel within about a
+# minute, while idle, instead of stalling the request that next picks it. A clean restart needs nothing:
+# the server closes the sockets, aiopg sees it at once and the pool replaces those connections.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
+
 async def create_pool(dsn: str, *, connect_timeout: float, minsize: int = 1, maxsize: int = 10) -> aiopg.Pool:
-    """Open the pool, retrying for up to ``connect_timeout`` seconds while the database is unreachable."""
+    """Open the pool, retrying for up to ``connect_timeout`` seconds while the database is unreachable.
+
+    Later outages need no action: a broken connection is dropped from the pool when it is found closed,
+    and new ones are opened on demand once the server is back (until then, acquiring one fails fast).
+    """
     deadline = time.monotonic() + connect_timeout
     delay = 0.25
+    # Keepalive settings written in DATABASE_URL win over ours.
+    keepalives = {k: v for k, v in KEEPALIVES.items() if k not in dsn}
     while True:
         try:
             return await aiopg.create_pool(dsn, minsize=minsize, maxsize=maxsize, timeout=10,
-                                           pool_recycle=300)
+                                           pool_recycle=300, **keepalives)
         except (psycopg2.OperationalError, OSError, asyncio.TimeoutError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             left = deadline - time.monotonic()
