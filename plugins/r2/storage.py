@@ -283,7 +283,7 @@ class R2Storage:
         try:
             await asyncio.wait_for(self._head_bucket(), self.health_timeout)
         except asyncio.TimeoutError:
-            return Health.down(f"R2 bucket {self.bucket!r} did not answer within {self.health_timeout:g}s")
+            return Health.down(f"R2 bucket {self.bucket!r} at {self.endpoint_url} did not answer within {self.health_timeout:g}s")
         except ServiceUnavailable as exc:
             return Health.down(str(exc))
         except Exception as exc:  # noqa: BLE001 - health must never raise
