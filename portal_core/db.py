@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
+import weakref
 from collections.abc import Sequence
 from importlib import resources
 from urllib.parse import urlsplit
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit
 import aiopg
 import attrs
 import psycopg2
+import psycopg2.errors
 
 from .config import redact_url
 
@@ -75,6 +78,45 @@ async def create_pool(dsn: str, *, connect_timeout: float, minsize: int = 1, max
                         describe_target(dsn), reason, left)
             await asyncio.sleep(min(delay, max(left, 0.05)))
             delay = min(delay * 2, 2.0)
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+# The names PREPAREd on each pooled connection; an entry goes away with its connection.
+_PREPARED: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
+
+
+class Prepared:
+    """A hot read PostgreSQL plans once per connection, then only executes.
+
+    Planning a query with several CTEs costs PostgreSQL more than running it, so the first use on a
+    pooled connection sends ``PREPARE name AS ...`` and every use sends ``EXECUTE name (...)``. Write the
+    SQL with ``%(name)s`` placeholders (``%%`` for a literal %) and pass a dict, as for ``cur.execute``.
+    Use it outside explicit transactions (aiopg's autocommit): a PREPARE inside one that rolls back is lost.
+    """
+
+    def __init__(self, name: str, sql: str) -> None:
+        names = list(dict.fromkeys(_PLACEHOLDER.findall(sql)))
+        numbered = _PLACEHOLDER.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql).replace("%%", "%")
+        self.name = name
+        self.prepare_sql = f"PREPARE {name} AS {numbered}"
+        self.execute_sql = f"EXECUTE {name} ({', '.join(f'%({n})s' for n in names)})" if names else f"EXECUTE {name}"
+
+    async def execute(self, cur, params: dict) -> None:
+        """Run the statement on ``cur``'s connection, preparing it there first if needed."""
+        prepared = _PREPARED.setdefault(cur.connection, set())
+        if self.name not in prepared:
+            await cur.execute(self.prepare_sql)
+            prepared.add(self.name)
+        try:
+            await cur.execute(self.execute_sql, params)
+        except (psycopg2.errors.InvalidSqlStatementName, psycopg2.errors.FeatureNotSupported):
+            # The session lost the statement (a pooler's DISCARD ALL) or a schema change altered its
+            # result type ("cached plan must not change result type"): plan it afresh, once.
+            await cur.execute("DEALLOCATE ALL")
+            prepared.clear()
+            await cur.execute(self.prepare_sql)
+            prepared.add(self.name)
+            await cur.execute(self.execute_sql, params)
 
 
 @attrs.frozen
