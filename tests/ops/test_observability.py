@@ -12,6 +12,7 @@ import uuid
 import aiohttp
 import pytest
 
+from tests.ops.client import bearer, upload
 from tests.ops.prometheus import parse, value
 from tests.support.db import create_token, create_user
 from tests.support.portal import dev_sign_in, run_portal
@@ -36,15 +37,11 @@ async def webhook(http: aiohttp.ClientSession, portal, body: bytes, headers: dic
 async def test_metrics_count_requests_latency_bytes_webhooks_and_schema_time(stripe_portal, database_url) -> None:
     portal = stripe_portal
     token = create_token(database_url, create_user(database_url))
-    auth = {"Authorization": f"Bearer {token}"}
     data = os.urandom(70_000)
+    status, artifact = await upload(portal.url, token, data, "metrics.bin")
+    assert status == 201, artifact
     async with aiohttp.ClientSession() as http:
-        form = aiohttp.FormData()
-        form.add_field("file", data, filename="metrics.bin", content_type="application/octet-stream")
-        async with http.post(f"{portal.url}/api/artifacts", data=form, headers=auth) as response:
-            assert response.status == 201, await response.text()
-            artifact = await response.json()
-        async with http.get(f"{portal.url}/api/artifacts/{artifact['id']}/download", headers=auth) as response:
+        async with http.get(f"{portal.url}/api/artifacts/{artifact['id']}/download", headers=bearer(token)) as response:
             assert await response.read() == data
         async with http.get(f"{portal.url}/no-such-page-{uuid.uuid4().hex}") as response:
             assert response.status == 404
@@ -65,13 +62,13 @@ async def test_metrics_count_requests_latency_bytes_webhooks_and_schema_time(str
     assert not [s for s in samples if "no-such-page" in json.dumps(s["labels"])]
 
     histogram = "portal_http_request_duration_seconds"
-    upload = {"route": "/api/artifacts", "method": "POST"}
+    upload_route = {"route": "/api/artifacts", "method": "POST"}
     buckets = [(float(s["labels"]["le"]), s["value"]) for s in samples
-               if s["name"] == histogram + "_bucket" and {k: v for k, v in s["labels"].items() if k != "le"} == upload]
+               if s["name"] == histogram + "_bucket" and {k: v for k, v in s["labels"].items() if k != "le"} == upload_route]
     counts = [count for _le, count in sorted(buckets)]
     assert counts == sorted(counts) and counts[-1] == 1, buckets
-    assert value(samples, histogram + "_count", **upload) == 1
-    assert value(samples, histogram + "_sum", **upload) > 0
+    assert value(samples, histogram + "_count", **upload_route) == 1
+    assert value(samples, histogram + "_sum", **upload_route) > 0
 
     assert value(samples, "portal_artifact_bytes_total", direction="uploaded") == len(data)
     assert value(samples, "portal_artifact_bytes_total", direction="downloaded") == len(data)

@@ -17,6 +17,7 @@ import urllib.request
 import aiohttp
 import pytest
 
+from tests.ops.client import bearer, upload
 from tests.ops.pgcluster import throwaway_cluster
 from tests.support.db import create_token, create_user, provision, run_sql
 from tests.support.portal import PORTAL_BIN, free_port, run_portal
@@ -102,12 +103,8 @@ async def test_postgres_restart_under_load_is_survived_without_restarting_the_po
             up = healthcheck(portal.port)
             assert up.returncode == 0 and up.stdout.strip() == "200 ok"
             # Writes work again too, on fresh connections.
-            async with aiohttp.ClientSession() as http:
-                form = aiohttp.FormData()
-                form.add_field("file", b"after the restart", filename="after.txt")
-                async with http.post(portal.url + "/api/artifacts", data=form,
-                                     headers={"Authorization": f"Bearer {token}"}) as response:
-                    assert response.status == 201, await response.text()
+            status, body = await upload(portal.url, token, b"after the restart", "after.txt")
+            assert status == 201, body
 
 
 async def test_pool_connections_use_tcp_keepalives(database_url) -> None:
@@ -141,12 +138,8 @@ async def test_unreachable_storage_fails_an_upload_with_a_clear_503_and_leaves_n
             # Storage down leaves the portal up (sign-in, listing still work): degraded, not out of rotation.
             assert response.status == 200 and health["status"] == "degraded", health
             assert health["checks"]["storage"]["status"] == "down"
-            form = aiohttp.FormData()
-            form.add_field("file", os.urandom(10_000), filename="lost.bin")
-            async with http.post(portal.url + "/api/artifacts", data=form,
-                                 headers={"Authorization": f"Bearer {api_token}"}) as response:
-                status, body = response.status, await response.json()
-            async with http.get(portal.url + "/api/artifacts", headers={"Authorization": f"Bearer {api_token}"}) as response:
+            status, body = await upload(portal.url, api_token, os.urandom(10_000), "lost.bin")
+            async with http.get(portal.url + "/api/artifacts", headers=bearer(api_token)) as response:
                 listing = await response.json()
         assert portal.process.poll() is None
     assert status == 503, body

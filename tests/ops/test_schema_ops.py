@@ -12,6 +12,7 @@ import subprocess
 import aiohttp
 
 from portal_core import __version__
+from tests.ops.client import bearer, upload
 from tests.support.db import create_token, create_user, run_sql
 from tests.support.portal import PORTAL_BIN, run_portal
 
@@ -62,13 +63,10 @@ async def test_an_older_build_comes_up_on_a_newer_database_and_leaves_its_object
     run_sql(database_url, "INSERT INTO artifact_shares SELECT id, 'bob@example.com' FROM artifacts")
 
     with run_portal(database_url) as older:
+        status, body = await upload(older.url, token, b"written by the older build", "old.txt")
+        assert status == 201, body
         async with aiohttp.ClientSession() as http:
-            form = aiohttp.FormData()
-            form.add_field("file", b"written by the older build", filename="old.txt")
-            async with http.post(older.url + "/api/artifacts", data=form,
-                                 headers={"Authorization": f"Bearer {token}"}) as response:
-                assert response.status == 201, await response.text()
-            async with http.get(older.url + "/api/artifacts", headers={"Authorization": f"Bearer {token}"}) as response:
+            async with http.get(older.url + "/api/artifacts", headers=bearer(token)) as response:
                 names = sorted(a["name"] for a in (await response.json())["artifacts"])
     assert names == ["new.bin", "old.txt"]
     assert run_sql(database_url, "SELECT name, labels FROM artifacts ORDER BY name") == [

@@ -11,6 +11,7 @@ import time
 
 import aiohttp
 
+from tests.ops.client import upload
 from tests.support.db import create_token, create_user, run_sql
 from tests.support.portal import PortalProcess, run_portal
 
@@ -46,14 +47,7 @@ def start_paused_upload(portal: PortalProcess, token: str, resume: asyncio.Event
         await resume.wait()
         yield b"b" * CHUNK
 
-    async def run():
-        form = aiohttp.FormData()
-        form.add_field("file", body(), filename="slow.bin", content_type="application/octet-stream")
-        async with aiohttp.ClientSession() as http, \
-                http.post(f"{portal.url}/api/artifacts", data=form, headers={"Authorization": f"Bearer {token}"}) as response:
-            return response.status, await response.json()
-
-    return asyncio.create_task(run())
+    return asyncio.create_task(upload(portal.url, token, body(), "slow.bin"))
 
 
 async def test_sigterm_lets_an_upload_in_flight_finish_with_201(database_url) -> None:
