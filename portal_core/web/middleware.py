@@ -70,6 +70,8 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
                 response = json_error(500, "internal", f"internal error; quote request id {request_id}")
             else:
                 response = web.Response(status=500, text=f"Internal error. Request id {request_id}.")
+        if not response.prepared:  # streamed answers got it in add_headers, while the id was still current
+            response.headers.setdefault("X-Request-Id", request_id)
         return response
     finally:
         resource = request.match_info.route.resource
