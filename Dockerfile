@@ -15,7 +15,6 @@ COPY plugins ./plugins
 # A regular (non-editable) install: the wheel carries schema.sql and assets/, so the image never needs /src.
 RUN python3 -m venv /opt/portal \
     && /opt/portal/bin/pip install --no-cache-dir ./ \
-    && /opt/portal/bin/python -m compileall -q /opt/portal/lib \
     && /opt/portal/bin/portal --version
 
 # ---- runtime: the venv only, run as an unprivileged user ------------------------------------------
