@@ -7,6 +7,7 @@ import time
 import uuid
 from urllib.parse import quote, urlsplit
 
+import psycopg2
 from aiohttp import web
 
 from .. import keys
@@ -64,6 +65,15 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
                 response = json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
             else:
                 response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            # The database is away (restarting, failing over): say so at once and let clients retry.
+            log.warning("database unavailable during %s %s: %s", request.method, request.path,
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            response = json_error(503, "database_unavailable", "the database is unavailable; retry shortly",
+                                  **{"Retry-After": "5"})
+            if not is_api(request.path):
+                response = web.Response(status=503, text="The portal's database is unavailable; retry shortly.",
+                                        headers={"Retry-After": "5"})
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
             if is_api(request.path):

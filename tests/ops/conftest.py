@@ -7,11 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.db import create_token, create_user
-from tests.support.moto import moto_endpoint, s3, s3_bucket
 from tests.support.portal import PortalProcess, run_portal
-from tests.support.stripe import stripe_fake, stripe_server
-
-__all__ = ["moto_endpoint", "s3", "s3_bucket", "stripe_fake", "stripe_server"]  # fixtures, re-exported
 
 
 @pytest.fixture
