@@ -202,23 +202,38 @@ class R2Storage:
         part_size = part_size_for(max_bytes, self.part_size)
         buffer = bytearray()
         parts: list[dict[str, Any]] = []
+        # One part is sent while the next one is read from the client, so the upload takes about as long
+        # as the slower side rather than the sum of both; memory stays about two parts.
+        sending: asyncio.Future[dict[str, Any]] | None = None
         total = 0
-        async for chunk in chunks:
-            total += len(chunk)
-            if total > max_bytes:
-                raise ObjectTooLarge(max_bytes)
-            buffer += chunk
-            if upload.upload_id is None and len(buffer) > self.multipart_threshold:
-                with self._remote("CreateMultipartUpload"):
-                    created = await client.create_multipart_upload(
-                        Bucket=self.bucket, Key=key, ContentType=content_type)
-                upload.upload_id = created["UploadId"]
-            # Parts are all exactly part_size (R2 requires equal parts but the last).
-            while upload.upload_id is not None and len(buffer) >= part_size:
-                with memoryview(buffer) as view:
-                    body = bytes(view[:part_size])
-                del buffer[:part_size]
-                parts.append(await self._upload_part(key, upload.upload_id, len(parts) + 1, body))
+        try:
+            async for chunk in chunks:
+                total += len(chunk)
+                if total > max_bytes:
+                    raise ObjectTooLarge(max_bytes)
+                buffer += chunk
+                if upload.upload_id is None and len(buffer) > self.multipart_threshold:
+                    with self._remote("CreateMultipartUpload"):
+                        created = await client.create_multipart_upload(
+                            Bucket=self.bucket, Key=key, ContentType=content_type)
+                    upload.upload_id = created["UploadId"]
+                # Parts are all exactly part_size (R2 requires equal parts but the last).
+                while upload.upload_id is not None and len(buffer) >= part_size:
+                    with memoryview(buffer) as view:
+                        body = bytes(view[:part_size])
+                    del buffer[:part_size]
+                    if sending is not None:
+                        parts.append(await sending)
+                    sending = asyncio.ensure_future(self._upload_part(key, upload.upload_id, len(parts) + 1, body))
+            if sending is not None:
+                parts.append(await sending)
+                sending = None
+        finally:
+            if sending is not None:
+                # The reading side failed or was cancelled: stop the part in flight (and collect its
+                # outcome) before the caller aborts the upload.
+                sending.cancel()
+                await asyncio.gather(sending, return_exceptions=True)
 
         if upload.upload_id is None:
             upload.finishing = True
