@@ -158,7 +158,10 @@ def cmd_schema(args) -> int:
 def cmd_healthcheck(args) -> int:
     env = environment()
     port = env.get("PORT", "").strip() or "8080"
-    url = args.url or f"http://127.0.0.1:{port}/health"
+    host = env.get("HOST", "").strip()
+    # A wildcard bind is reachable on loopback; a specific address only on itself.
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "127.0.0.1") else (f"[{host}]" if ":" in host else host)
+    url = args.url or f"http://{host}:{port}/health"
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as response:
             body = json.loads(response.read() or b"{}")
@@ -185,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("action", choices=["show", "apply"])
     schema.set_defaults(func=cmd_schema)
     health = sub.add_parser("healthcheck", help="exit 0 when the local /health answers 200, else 1")
-    health.add_argument("--url", help="default: http://127.0.0.1:$PORT/health")
+    health.add_argument("--url", help="default: http://$HOST:$PORT/health (127.0.0.1 when HOST is a wildcard)")
     health.add_argument("--timeout", type=float, default=5.0)
     health.set_defaults(func=cmd_healthcheck)
     add_smoke_command(sub)
