@@ -8,8 +8,6 @@ import contextlib
 import json
 import logging
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 
 import attrs
@@ -17,7 +15,6 @@ import attrs
 from . import __version__
 from .config import EX_CONFIG, ConfigError, describe, environment
 from .logs import configure_logging
-from .smoke import add_smoke_command
 
 EX_UNAVAILABLE = 69  # sysexits.h: a service we depend on is unavailable
 
@@ -156,6 +153,9 @@ def cmd_schema(args) -> int:
 
 
 def cmd_healthcheck(args) -> int:
+    import urllib.error
+    import urllib.request
+
     env = environment()
     port = env.get("PORT", "").strip() or "8080"
     host = env.get("HOST", "").strip()
@@ -175,6 +175,13 @@ def cmd_healthcheck(args) -> int:
         return 1
 
 
+def cmd_smoke(args) -> int:
+    # Imported here: `portal serve` should not pay for the smoke test's HTTP client at every start.
+    from .smoke import cmd_smoke as run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portal", description="The customer portal. With no command, serve.")
     parser.add_argument("--version", action="version", version=f"portal {__version__}")
@@ -191,7 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--url", help="default: http://$HOST:$PORT/health (127.0.0.1 when HOST is a wildcard)")
     health.add_argument("--timeout", type=float, default=5.0)
     health.set_defaults(func=cmd_healthcheck)
-    add_smoke_command(sub)
+    smoke = sub.add_parser("smoke", help="post-deploy check: health, sign-in redirect, upload/list/download/delete")
+    smoke.add_argument("--base-url", required=True, help="the portal's public URL, e.g. https://portal.example.com")
+    smoke.add_argument("--token", help="an API token of a test account (default: $PORTAL_SMOKE_TOKEN)")
+    smoke.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    smoke.set_defaults(func=cmd_smoke)
     return parser
 
 

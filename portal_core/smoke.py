@@ -272,12 +272,3 @@ def cmd_smoke(args: argparse.Namespace) -> int:
               "(create one on the portal's API tokens page)", file=sys.stderr)
         return EX_USAGE
     return run(base, token.strip(), timeout=args.timeout)
-
-
-def add_smoke_command(sub) -> None:
-    """Register `portal smoke` on the CLI's subparsers."""
-    smoke = sub.add_parser("smoke", help="post-deploy check: health, sign-in redirect, upload/list/download/delete")
-    smoke.add_argument("--base-url", required=True, help="the portal's public URL, e.g. https://portal.example.com")
-    smoke.add_argument("--token", help="an API token of a test account (default: $PORTAL_SMOKE_TOKEN)")
-    smoke.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
-    smoke.set_defaults(func=cmd_smoke)

@@ -78,15 +78,18 @@ def portal_env(database_url: str | None, env: Mapping[str, str], port: int, data
 
 
 def start_portal(database_url: str | None, env: Mapping[str, str] | None = None, *, port: int | None = None,
-                 wait: bool = True, args: tuple[str, ...] = ()) -> PortalProcess:
-    """Start `portal` and (by default) wait until /health answers 200; fails with its log otherwise."""
-    if not PORTAL_BIN.exists():
-        raise AssertionError(f"{PORTAL_BIN} is missing: install the project (pip install -e '.[test]')")
+                 wait: bool = True, args: tuple[str, ...] = (), portal_bin: Path = PORTAL_BIN) -> PortalProcess:
+    """Start `portal` and (by default) wait until /health answers 200; fails with its log otherwise.
+
+    ``portal_bin`` is the console script to run (default: this venv's, an editable install).
+    """
+    if not portal_bin.exists():
+        raise AssertionError(f"{portal_bin} is missing: install the project (pip install -e '.[test]')")
     port = port or free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="portal-test-"))
     log_path = data_dir / "portal.log"
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen([str(PORTAL_BIN), *args], env=portal_env(database_url, env or {}, port, data_dir),
+        process = subprocess.Popen([str(portal_bin), *args], env=portal_env(database_url, env or {}, port, data_dir),
                                    cwd=data_dir, stdout=log_file, stderr=subprocess.STDOUT)
     portal = PortalProcess(process, port, data_dir, log_path)
     if wait:
