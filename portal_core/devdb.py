@@ -2,19 +2,22 @@
 
 Uses the machine's PostgreSQL binaries when present (Debian: /usr/lib/postgresql/<version>/bin),
 else the `pgserver` package (pip install 'portal[dev]'). PostgreSQL refuses to run as root, so as
-root the server runs as the `postgres` user. Data lives under <data dir>/postgres; the server listens
-only on a unix socket in that directory, and is stopped when the portal exits.
+root the server runs as the `postgres` user. Data lives under <data dir>/postgres (or, when the postgres
+user cannot reach that, a folder named after it in the temporary directory); the server listens only on
+a unix socket beside its data, and is stopped when the portal exits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import logging
 import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -51,6 +54,28 @@ def _run_as(user: str | None):
     return {"preexec_fn": demote}
 
 
+def _cluster_root(data_dir: Path, user: str | None) -> Path:
+    """Where the cluster lives: <data dir>/postgres, unless the postgres user (as root) cannot reach it.
+
+    Run as root from a private directory (say /root/portal), the postgres user cannot traverse the path;
+    rather than loosen permissions outside the data dir, the cluster then goes to a per-data-dir folder
+    in the system's temporary directory (logged, so you know where).
+    """
+    preferred = data_dir / "postgres"
+    if user is None:
+        return preferred
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # Traverse only (no listing) on the data dir itself is ours to grant.
+    data_dir.chmod(data_dir.stat().st_mode | 0o111)
+    if subprocess.run(["test", "-x", str(data_dir)], **_run_as(user)).returncode == 0:
+        return preferred
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+    fallback = Path(tempfile.gettempdir()) / f"portal-dev-postgres-{digest}"
+    log.warning("the postgres user cannot reach %s (a parent directory is private); keeping the throwaway "
+                "cluster in %s instead", data_dir, fallback)
+    return fallback
+
+
 def _run(command: list[str], user: str | None, hint: str = "") -> None:
     result = subprocess.run(command, capture_output=True, text=True, **_run_as(user))
     if result.returncode != 0:
@@ -67,15 +92,12 @@ def throwaway_postgres(data_dir: Path) -> Iterator[str]:
         with _pgserver(data_dir) as url:
             yield url
         return
-    root = (data_dir / "postgres").resolve()
-    cluster, socket_dir, logfile = root / "data", root / "run", root / "postgres.log"
     user = "postgres" if os.geteuid() == 0 else None
+    root = _cluster_root(data_dir.resolve(), user)
+    cluster, socket_dir, logfile = root / "data", root / "run", root / "postgres.log"
     root.mkdir(parents=True, exist_ok=True)
     socket_dir.mkdir(exist_ok=True)
     if user:
-        # The postgres user must be able to reach the cluster: let it traverse (not list) the data dir.
-        data = data_dir.resolve()
-        data.chmod(data.stat().st_mode | 0o111)
         entry = pwd.getpwnam(user)
         for path in (root, socket_dir, *([cluster] if cluster.exists() else [])):
             os.chown(path, entry.pw_uid, entry.pw_gid)
