@@ -65,7 +65,9 @@ async def test_oidc_journey_sign_in_upload_sign_out(chromium, oidc_portal):
         await page.wait_for_url(re.compile(rf"^http://127\.0\.0\.1:{provider.port}/"))
         await screenshot(page, "oidc-03-provider-logout")
         await page.locator('button[type="submit"], button[autofocus]').first.click()
-        await page.wait_for_url(re.compile(rf"^{re.escape(portal.url)}/(login.*)?$"))
+        # Back on the portal's / signed out, whose script sends the browser on to the sign-in page.
+        await page.wait_for_url(re.compile(rf"^{re.escape(portal.url)}/login"))
+        await expect(page.get_by_test_id("sign-in")).to_be_visible()
         status = await page.evaluate("fetch('/api/me').then(r => r.status)")
         assert status == 401
         # oidc-provider's built-in login pages link a Google font; that request was aborted like every
