@@ -65,7 +65,6 @@ class ProviderMetadata:
         self._keys: KeySet | None = None
         self._keys_at: float | None = None
         self._lock = asyncio.Lock()
-        self.last_error = ""
 
     async def document(self) -> dict[str, Any]:
         """The discovery document (cached up to ``discovery_ttl``). Raises :class:`ProviderError`."""
@@ -78,10 +77,9 @@ class ProviderMetadata:
                 document = self._check(await fetch_json(self.session, self.discovery_url, timeout=self.timeout,
                                                         what="the discovery document"))
             except ProviderError as exc:
-                self.last_error = str(exc)
                 log.warning("identity provider discovery failed: %s", exc)
                 raise
-            self._document, self._document_at, self.last_error = document, self._clock(), ""
+            self._document, self._document_at = document, self._clock()
             return document
 
     def _check(self, document: Any) -> dict[str, Any]:
