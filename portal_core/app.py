@@ -1,11 +1,12 @@
 """create_app(config) -> web.Application: the one way the portal is built, by the CLI and the tests.
 
 Startup is ordered and torn down in reverse (aiohttp cleanup_ctx): pool → schema → services →
-``portal_startup`` hooks. Nothing here is global: it all lives on the Application (portal_core.keys).
+housekeeping (expired sessions) → ``portal_startup`` hooks. Nothing here is global: it all lives on the Application (portal_core.keys).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -24,12 +25,14 @@ from .settings import Config
 from .web.assets import load_assets
 from .web.middleware import add_headers, content_security_policy, portal_middleware, security_headers
 from .web.routes import core_routes
+from .web.sessions import purge_expired
 
 log = logging.getLogger("portal")
 
 SERVICE_KEYS = {"auth": (keys.AUTH, AuthProvider), "storage": (keys.STORAGE, Storage), "billing": (keys.BILLING, Billing)}
 # JSON bodies and webhooks only; uploads stream through request.multipart() and are not bound by this.
 MAX_BUFFERED_BODY = 4 * 1024 * 1024
+HOUSEKEEPING_SECONDS = 600
 
 
 def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
@@ -48,7 +51,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     for routes in pm.hook.portal_routes(config=config):
         app.add_routes(routes or [])
     app.on_response_prepare.append(add_headers)
-    app.cleanup_ctx.extend([_pool, _schema, _services, _startup_hooks])
+    app.cleanup_ctx.extend([_pool, _schema, _services, _housekeeping, _startup_hooks])
     if config.core.dev_mode:
         log.warning("DEV_MODE is on: development sign-in, storage and billing may be selected. "
                     "Never run a public portal like this.")
@@ -88,6 +91,33 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         origins = " ".join(getattr(app[keys.AUTH], "form_action_origins", ()) or ())
         app[keys.SECURITY_HEADERS] = security_headers(content_security_policy(origins))
         yield
+
+
+async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
+    """Expired sessions are deleted at start and then every HOUSEKEEPING_SECONDS, by every process
+    (the DELETE is idempotent, so several pods doing it is harmless)."""
+    core = app[keys.CONFIG].core
+
+    async def purge() -> None:
+        try:
+            removed = await purge_expired(app[keys.POOL], idle_seconds=core.session_idle_seconds,
+                                          max_age_seconds=core.session_max_age_seconds)
+            if removed:
+                log.info("deleted %d expired session(s)", removed)
+        except Exception as exc:  # the database being away must not take the loop down
+            log.warning("could not delete expired sessions: %s", exc)
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            await purge()
+
+    await purge()
+    task = asyncio.ensure_future(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _startup_hooks(app: web.Application) -> AsyncIterator[None]:

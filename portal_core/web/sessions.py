@@ -186,3 +186,12 @@ async def save_data(request: web.Request, session: Session) -> None:
 async def delete_session(request: web.Request, session: Session) -> None:
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
         await cur.execute("DELETE FROM sessions WHERE id_hash = %s", (session.id_hash,))
+
+
+async def purge_expired(pool, *, idle_seconds: int, max_age_seconds: int) -> int:
+    """Delete sessions past their idle or absolute expiry (they can never be used again); returns how many."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "DELETE FROM sessions WHERE last_seen_at < now() - make_interval(secs => %s) "
+            "OR created_at < now() - make_interval(secs => %s)", (idle_seconds, max_age_seconds))
+        return cur.rowcount

@@ -200,3 +200,13 @@ async def test_cookies_are_secure_when_the_public_url_is_https(make_app, aiohttp
     assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Lax"
     plain = await (await aiohttp_client(make_app())).get("/auth/login", allow_redirects=False)
     assert not plain.cookies["portal_session"]["secure"]
+
+
+async def test_expired_sessions_are_deleted_at_start(make_app, aiohttp_client, sign_in, sql):
+    browser = await sign_in()
+    sql("INSERT INTO sessions (id_hash, csrf_token, last_seen_at) VALUES ('\\x01', 'x', now() - interval '13 hours')")
+    sql("INSERT INTO sessions (id_hash, csrf_token, created_at) VALUES ('\\x02', 'x', now() - interval '15 days')")
+    assert sql("SELECT count(*) FROM sessions") == [(3,)]
+    await aiohttp_client(make_app())  # another process starting
+    assert sql("SELECT count(*) FROM sessions") == [(1,)]
+    assert (await browser.request("GET", "/api/me")).status == 200  # the live one is untouched
