@@ -52,6 +52,7 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
     token = request_id_var.set(request_id)
     started = time.perf_counter()
+    response = None
     try:
         try:
             response = await handler(request)
@@ -86,6 +87,6 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
     finally:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        status = getattr(locals().get("response"), "status", 500)
+        status = response.status if response is not None else 500
         request.app[keys.METRICS].observe_request(route, request.method, status, time.perf_counter() - started)
         request_id_var.reset(token)
