@@ -95,14 +95,22 @@ class Prepared:
     """
 
     def __init__(self, name: str, sql: str) -> None:
+        self.sql = sql
         names = list(dict.fromkeys(_PLACEHOLDER.findall(sql)))
         numbered = _PLACEHOLDER.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql).replace("%%", "%")
         self.name = name
         self.prepare_sql = f"PREPARE {name} AS {numbered}"
         self.execute_sql = f"EXECUTE {name} ({', '.join(f'%({n})s' for n in names)})" if names else f"EXECUTE {name}"
 
-    async def execute(self, cur, params: dict) -> None:
-        """Run the statement on ``cur``'s connection, preparing it there first if needed."""
+    async def execute(self, cur, params: dict, *, prepare: bool = True) -> None:
+        """Run the statement on ``cur``'s connection, preparing it there first if needed.
+
+        ``prepare=False`` (DATABASE_PREPARE_STATEMENTS=false) sends the plain statement instead: behind a
+        pooler in transaction mode (PgBouncer), a session's prepared statements are not where EXECUTE goes.
+        """
+        if not prepare:
+            await cur.execute(self.sql, params)
+            return
         prepared = _PREPARED.setdefault(cur.connection, set())
         if self.name not in prepared:
             await cur.execute(self.prepare_sql)

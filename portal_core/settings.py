@@ -95,6 +95,9 @@ class CoreSettings:
                                            hint="a session ends this long after sign-in, however active")
     database_connect_timeout: int = setting("DATABASE_CONNECT_TIMEOUT", default=30, check=_positive,
                                             hint="seconds to keep retrying the database at start before giving up")
+    database_prepare_statements: bool = setting(
+        "DATABASE_PREPARE_STATEMENTS", default=True,
+        hint="false behind a pooler in transaction mode (PgBouncer), where server-side prepared statements break")
     shutdown_grace_seconds: int = setting("SHUTDOWN_GRACE_SECONDS", default=20, check=_positive,
                                           hint="seconds in-flight requests get to finish after SIGTERM")
     plan_limits: dict[str, str] = setting("PLAN_", prefix=True, check=_plan_limits,

@@ -99,7 +99,8 @@ async def list_artifacts(request: web.Request) -> web.Response:
     if cursor:
         params["c_at"], params["c_id"] = decode_cursor(cursor)
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
-        await LISTINGS[cred.via, bool(cursor)].execute(cur, params)
+        await LISTINGS[cred.via, bool(cursor)].execute(
+            cur, params, prepare=request.app[keys.CONFIG].core.database_prepare_statements)
         row = await cur.fetchone()
     # GET needs no CSRF check: a live credential of a signed-in user is all the listing asks for.
     if row is None or row[0] is None:

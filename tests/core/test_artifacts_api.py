@@ -202,3 +202,16 @@ async def test_upload_without_a_file_field_is_400(sign_in):
         assert resp.status == 400
         assert "multipart/form-data" in (await resp.json())["error"]["message"]
 
+
+
+@pytest.mark.parametrize("prepare", ["true", "false"])
+async def test_listing_is_the_same_with_and_without_prepared_statements(make_app, aiohttp_client, sign_in, prepare):
+    client = await aiohttp_client(make_app(DATABASE_PREPARE_STATEMENTS=prepare))
+    browser = await sign_in(on=client)
+    for index in range(3):
+        async with await browser.upload(f"file {index}".encode(), f"f{index}.txt") as resp:
+            assert resp.status == 201
+    for _ in range(2):  # the second time runs the prepared statement, when there is one
+        async with browser.request("GET", "/api/artifacts?limit=2") as resp:
+            page = await resp.json()
+        assert [a["name"] for a in page["artifacts"]] == ["f2.txt", "f1.txt"] and page["next_cursor"]
