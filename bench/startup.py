@@ -66,7 +66,9 @@ def time_portal(database_url: str, env: dict[str, str] | None = None):
     while not healthy(portal.port):
         if portal.process.poll() is not None or time.perf_counter() > deadline:
             portal.stop()
-            raise BenchError(f"the portal did not become healthy:\n{portal.log()}")
+            log_text = portal.log()
+            portal.remove()
+            raise BenchError(f"the portal did not become healthy:\n{log_text}")
         time.sleep(POLL)
     return time.perf_counter() - started, cpu_seconds(portal.pid), portal
 
@@ -101,7 +103,9 @@ def import_report(database_url: str) -> str:
     """Start once with PYTHONPROFILEIMPORTTIME: fail if a heavy library loaded; name the slowest imports."""
     _seconds, _cpu, portal = time_portal(database_url, {"PYTHONPROFILEIMPORTTIME": "1"})
     portal.stop()
-    rows = re.findall(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", portal.log())
+    log_text = portal.log()
+    portal.remove()
+    rows = re.findall(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", log_text)
     loaded = {name for _self, _cum, _indent, name in rows}
     heavy = sorted(name for name in loaded if name.split(".")[0] in HEAVY)
     if heavy:
@@ -118,7 +122,9 @@ def run(runs: int, log) -> tuple[list[Row], str]:
     with scratch_database() as database_url:
         for _ in range(2):  # warm the page cache and bytecode
             time_imports()
-            time_portal(database_url)[2].stop()
+            warm = time_portal(database_url)[2]
+            warm.stop()
+            warm.remove()
         starts, imports, logged, exposed, cpu, imports_cpu, web = [], [], [], [], [], [], []
         for i in range(runs):
             order = ["portal", "imports", "web"]
@@ -136,6 +142,7 @@ def run(runs: int, log) -> tuple[list[Row], str]:
                         schema_log, schema_metric = schema_figures(portal)
                     finally:
                         portal.stop()
+                        portal.remove()
                     starts.append(seconds)
                     logged.append(schema_log)
                     exposed.append(schema_metric)

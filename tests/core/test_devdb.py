@@ -31,3 +31,4 @@ def test_dev_mode_without_database_url_starts_and_stops_its_own_postgres():
         assert portal.stop() == 0
     assert "stopped the throwaway PostgreSQL" in portal.log()
     assert postgres_processes_for(str(portal.data_dir)) == []
+    portal.remove()

@@ -61,6 +61,7 @@ def test_eight_processes_starting_at_once_against_one_empty_database_all_come_up
     finally:
         for portal in portals:
             portal.stop()
+            portal.remove()
     assert run_sql(empty_database_url, "SELECT count(*) FROM schema_applies") == [(1,)]
 
 
@@ -105,6 +106,7 @@ def test_unreachable_database_retries_for_a_bounded_time_then_exits_naming_the_h
     assert code == 69, log
     assert f"127.0.0.1:{port}" in log and "retrying" in log and "unreachable after 3s" in log
     assert "s3cret-pw" not in log
+    portal.remove()
     assert elapsed < 40  # bounded, not forever (generous: a slow machine still passes)
 
 

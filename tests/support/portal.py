@@ -54,6 +54,10 @@ class PortalProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def remove(self) -> None:
+        """Delete the portal's data directory (its log with it): call once you are done reading the log."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -120,7 +124,7 @@ def run_portal(database_url: str | None, env: Mapping[str, str] | None = None, *
         yield portal
     finally:
         portal.stop()
-        shutil.rmtree(portal.data_dir, ignore_errors=True)
+        portal.remove()
 
 
 async def dev_sign_in(session, portal_url: str, email: str = "ada@example.com", name: str = "Ada",
