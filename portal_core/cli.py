@@ -21,11 +21,16 @@ EX_UNAVAILABLE = 69  # sysexits.h: a service we depend on is unavailable
 log = logging.getLogger("portal")
 
 
+def _disabled(env) -> tuple[str, ...]:
+    """PORTAL_DISABLE_PLUGINS, read before the configuration: it decides which plugins take part in it."""
+    return tuple(p.strip() for p in env.get("PORTAL_DISABLE_PLUGINS", "").split(",") if p.strip())
+
+
 def _load(env):
     from .plugins import make_plugin_manager
     from .settings import load_config
 
-    disabled = tuple(p.strip() for p in env.get("PORTAL_DISABLE_PLUGINS", "").split(",") if p.strip())
+    disabled = _disabled(env)
     pm = make_plugin_manager(disabled)
     return pm, load_config(env, pm)
 
@@ -89,7 +94,7 @@ def cmd_plugins(args) -> int:
     from .backends import offered, select
     from .plugins import describe_plugins, make_plugin_manager
     env = environment()
-    disabled = tuple(p.strip() for p in env.get("PORTAL_DISABLE_PLUGINS", "").split(",") if p.strip())
+    disabled = _disabled(env)
     pm = make_plugin_manager(disabled)
     print("Plugins:")
     for row in describe_plugins(pm):

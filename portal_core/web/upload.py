@@ -21,6 +21,7 @@ from aiohttp import web
 from .. import keys
 from ..interfaces import ObjectTooLarge, ServiceUnavailable, User
 from ..settings import Limits
+from .artifacts import ARTIFACT_COLUMNS, artifact_json
 from .errors import ApiError, bad_request, unavailable
 from .sessions import authenticate
 
@@ -161,8 +162,6 @@ async def upload(request: web.Request) -> web.Response:
 async def commit_row(pool, user: User, key: str, name: str, content_type: str, meter: Meter,
                      limits: Limits) -> dict | None:
     """Insert the artifact row unless the quota filled up meanwhile (then None)."""
-    from .artifacts import ARTIFACT_COLUMNS, artifact_json
-
     async with pool.acquire() as conn, conn.cursor() as cur:
         async with cur.begin():
             await cur.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user.id,))
