@@ -58,6 +58,9 @@ export function clearNotices(key = '') {
   }
 }
 
+// Settles the question the confirmation dialog is showing now (null when none is).
+let answer = null;
+
 function confirmDialog() {
   let dialog = document.getElementById('confirm-dialog');
   if (dialog) return dialog;
@@ -77,6 +80,15 @@ function confirmDialog() {
       ),
     ),
   );
+  // One listener for the dialog's whole life. A close event is queued, not dispatched at once: after an
+  // Escape the browser already gives focus back, so a quick second Delete can reopen the dialog before
+  // the first close event arrives. That stale event finds the dialog open again and is ignored.
+  dialog.addEventListener('close', () => {
+    if (dialog.open || !answer) return;
+    const settle = answer;
+    answer = null;
+    settle(dialog.returnValue === 'confirm');
+  });
   document.body.append(dialog);
   return dialog;
 }
@@ -90,8 +102,9 @@ export function confirmAction({ title, message, confirmLabel }) {
   byId('confirm-title').textContent = title;
   byId('confirm-message').textContent = message;
   byId('confirm-ok').textContent = confirmLabel;
+  if (answer) answer(false); // a question whose close event has not arrived yet: it was backed out of
   return new Promise((resolve) => {
-    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'confirm'), { once: true });
+    answer = resolve;
     dialog.returnValue = '';
     dialog.showModal();
     byId('confirm-cancel').focus();

@@ -80,6 +80,23 @@ async def test_phone_width_has_no_sideways_scrolling(chromium, portal):
         problems.assert_none()
 
 
+async def test_backing_out_and_deleting_at_once_deletes_the_file(chromium, portal):
+    """Escape then Delete again straight away: the first question's late close event must not answer the second."""
+    async with open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(page, portal.url, GRACE)
+        await journey.choose_files(page, {"quick.txt": b"quick"})
+        await journey.wait_uploaded(page, "quick.txt")
+        await journey.artifact_row(page, "quick.txt").get_by_test_id("delete").focus()
+        for _ in range(3):  # open, back out, reopen: as fast as keys go, no waiting in between
+            await page.keyboard.press("Enter")
+            await page.keyboard.press("Escape")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#confirm-dialog")).to_be_visible()
+        await page.click("#confirm-ok")
+        await expect(page.get_by_test_id("artifacts-empty")).to_be_visible()
+        problems.assert_none()
+
+
 async def test_delete_by_keyboard_with_escape_to_back_out(chromium, portal):
     """Tab reaches the file chooser with a visible focus ring; Delete can be confirmed or backed out of by keyboard."""
     async with open_page(chromium) as (page, problems):
