@@ -65,7 +65,7 @@ class OidcAuth:
     @classmethod
     @contextlib.asynccontextmanager
     async def from_config(cls, settings: Any) -> AsyncIterator[OidcAuth]:
-        """An OidcAuth built from an :class:`~plugins.oidc.settings.OidcSettings`, owning its HTTP session.
+        """An OidcAuth built from an :class:`~portal_plugins.oidc.settings.OidcSettings`, owning its HTTP session.
 
         Nothing is fetched here: the portal starts even while the provider is down (/health says so).
         """

@@ -66,7 +66,7 @@ class StripeBilling:
 
     @classmethod
     def from_config(cls, settings: Any, *, pool: Any, app_base_url: str) -> StripeBilling:
-        """Build from a validated :class:`~plugins.stripe.settings.StripeSettings`."""
+        """Build from a validated :class:`~portal_plugins.stripe.settings.StripeSettings`."""
         return cls(secret_key=settings.secret_key, webhook_secret=settings.webhook_secret,
                    prices=settings.plan_prices(), pool=pool, app_base_url=app_base_url,
                    api_base=settings.api_base, webhook_tolerance=settings.webhook_tolerance,

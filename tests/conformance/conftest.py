@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from plugins.dev_stubs.storage import LocalStorage
+from portal_plugins.dev_stubs.storage import LocalStorage
 from portal_core.interfaces import Download, ObjectNotFound, Storage
 from tests.support.moto import (
     ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, free_port, object_exists, object_keys, pending_uploads, s3_client,
@@ -81,7 +81,7 @@ class R2Harness:
     @contextlib.asynccontextmanager
     async def unavailable(self) -> AsyncIterator[Storage]:
         """An R2Storage pointed at a port nothing listens on."""
-        from plugins.r2.storage import R2Storage
+        from portal_plugins.r2.storage import R2Storage
 
         async with R2Storage(endpoint_url=f"http://127.0.0.1:{free_port()}", access_key_id=ACCESS_KEY_ID,
                              secret_access_key=SECRET_ACCESS_KEY, bucket=self.bucket, region=REGION,
@@ -95,7 +95,7 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     if request.param == "local":
         yield LocalHarness(tmp_path / "artifacts")
         return
-    from plugins.r2.storage import R2Storage
+    from portal_plugins.r2.storage import R2Storage
 
     endpoint = request.getfixturevalue("moto_endpoint")
     async with s3_client(endpoint) as client:

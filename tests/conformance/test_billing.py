@@ -56,11 +56,11 @@ async def pool(database_url):
 @pytest.fixture(params=["dev", "stripe"])
 async def harness(request, pool, stripe_fake):
     if request.param == "dev":
-        from plugins.dev_stubs.billing import DevBilling
+        from portal_plugins.dev_stubs.billing import DevBilling
 
         yield DevHarness(DevBilling(pool))
         return
-    from plugins.stripe.billing import StripeBilling
+    from portal_plugins.stripe.billing import StripeBilling
 
     fake = stripe_fake
     async with StripeBilling(secret_key=SECRET_KEY, webhook_secret=WEBHOOK_SECRET, prices={"pro": fake.pro_price},

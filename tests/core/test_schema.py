@@ -141,8 +141,9 @@ def test_every_schema_statement_is_idempotent_ddl():
 @pytest.mark.slow
 def test_the_wheel_embeds_the_schema_and_the_assets(tmp_path):
     root = Path(__file__).resolve().parents[2]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(tmp_path), str(root)], check=True, capture_output=True, timeout=300)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w",
+                            str(tmp_path), str(root)], check=True, capture_output=True, text=True, timeout=300)
+    assert "would be ignored" not in build.stdout + build.stderr
     (wheel,) = tmp_path.glob("portal-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "portal_core/resources/schema.sql" in names
@@ -150,4 +151,9 @@ def test_the_wheel_embeds_the_schema_and_the_assets(tmp_path):
     assert any(n.startswith("portal_core/resources/assets/js/") for n in names)
     assert zipfile.ZipFile(wheel).read("portal_core/resources/schema.sql").decode() == (root / "schema.sql").read_text()
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "[portal]" in entry_points and "r2 = plugins.r2" in entry_points
+    assert "[portal]" in entry_points and "r2 = portal_plugins.r2" in entry_points
+    # Every asset file ships, and the built-in plugins install under their own name, not a bare `plugins`.
+    assets = {str(p.relative_to(root / "assets")) for p in (root / "assets").rglob("*") if p.is_file()}
+    assert {f"portal_core/resources/assets/{a}" for a in assets} <= set(names)
+    assert not [n for n in names if n.startswith("plugins/")]
+    assert "portal_plugins/r2/storage.py" in names

@@ -94,7 +94,7 @@ async def s3_client(endpoint: str) -> AsyncIterator[object]:
     """A plain aiobotocore S3 client for the test's own look at the bucket (listing, HeadObject…)."""
     from aiobotocore.session import AioSession
 
-    from plugins.r2.storage import botocore_config
+    from portal_plugins.r2.storage import botocore_config
 
     async with AioSession().create_client(
         "s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY_ID,

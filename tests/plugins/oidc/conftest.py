@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.oidc.auth import OidcAuth
+from portal_plugins.oidc.auth import OidcAuth
 from tests.support.oidc import CLIENT_ID, CLIENT_SECRET, client_session, running_provider
 
 

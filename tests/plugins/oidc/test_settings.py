@@ -7,8 +7,8 @@ import sys
 
 import aiohttp
 
-from plugins.oidc import portal_auth_backend
-from plugins.oidc.settings import OidcSettings
+from portal_plugins.oidc import portal_auth_backend
+from portal_plugins.oidc.settings import OidcSettings
 from portal_core.config import describe, read_section
 
 COMPLETE = {"POCKET_ID_ISSUER": "https://id.example.com", "POCKET_ID_CLIENT_ID": "abc",
@@ -52,7 +52,7 @@ def test_the_backend_is_offered_as_oidc_without_importing_authlib():
     backend = portal_auth_backend()
     assert backend.name == "oidc" and backend.settings is OidcSettings and not backend.development_only
     # Selecting another backend must not pay for authlib/joserfc: the plugin module imports neither.
-    code = "import sys, plugins.oidc; print(sorted(m for m in ('authlib', 'joserfc') if m in sys.modules))"
+    code = "import sys, portal_plugins.oidc; print(sorted(m for m in ('authlib', 'joserfc') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

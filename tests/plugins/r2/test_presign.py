@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from plugins.r2.storage import R2Storage
+from portal_plugins.r2.storage import R2Storage
 from portal_core.http_headers import content_disposition
 
 ENDPOINT = "https://0123456789abcdef0123456789abcdef.r2.cloudflarestorage.com"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from plugins.r2 import portal_storage_backend
-from plugins.r2.settings import R2Settings
+from portal_plugins.r2 import portal_storage_backend
+from portal_plugins.r2.settings import R2Settings
 from portal_core.config import describe, read_section
 
 REQUIRED = {
@@ -82,6 +82,6 @@ def test_plugin_offers_the_r2_backend_with_its_settings() -> None:
 
 def test_importing_the_plugin_does_not_import_aiobotocore() -> None:
     # The core imports every plugin at startup; only the selected backend may pay for its vendor library.
-    code = "import sys, plugins.r2, plugins.r2.settings; print('aiobotocore' in sys.modules, 'botocore' in sys.modules)"
+    code = "import sys, portal_plugins.r2, portal_plugins.r2.settings; print('aiobotocore' in sys.modules, 'botocore' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

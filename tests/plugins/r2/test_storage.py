@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiobotocore.session import AioSession
 
-from plugins.r2.storage import MAX_PARTS, R2Storage, part_size_for
+from portal_plugins.r2.storage import MAX_PARTS, R2Storage, part_size_for
 from portal_core.http_headers import content_disposition
 from portal_core.interfaces import ServiceUnavailable
 from tests.support.moto import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, free_port, pending_uploads

@@ -30,7 +30,7 @@ def user(database_url: str) -> User:
 
 
 def make_billing(fake, pool, **overrides):
-    from plugins.stripe.billing import StripeBilling
+    from portal_plugins.stripe.billing import StripeBilling
 
     values = dict(secret_key=SECRET_KEY, webhook_secret=WEBHOOK_SECRET, prices={"pro": fake.pro_price},
                   pool=pool, app_base_url=APP_BASE_URL, api_base=fake.base_url)

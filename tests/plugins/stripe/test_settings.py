@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from plugins.stripe import portal_billing_backend, portal_schema_sql
-from plugins.stripe.settings import StripeSettings
+from portal_plugins.stripe import portal_billing_backend, portal_schema_sql
+from portal_plugins.stripe.settings import StripeSettings
 from portal_core.config import ConfigError, describe, read_section
 from portal_core.plugins import make_plugin_manager
 from portal_core.settings import load_config
@@ -83,6 +83,6 @@ def test_the_backend_is_offered_under_stripe_and_contributes_its_table() -> None
 
 
 def test_importing_the_plugin_does_not_import_the_stripe_library() -> None:
-    code = "import sys, plugins.stripe; print('stripe' in sys.modules)"
+    code = "import sys, portal_plugins.stripe; print('stripe' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
