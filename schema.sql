@@ -77,3 +77,72 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS subscriptions_customer_idx ON subscriptions (provider, customer_id)
     WHERE customer_id IS NOT NULL;
+
+-- ===== Events: the audit trail and the outbox (portal_core/events.py, portal_core/outbox.py) ============
+-- One row per fact ("artifact.created"), written in the same transaction as the change it records.
+-- actor_id / owner_id are plain ids, not foreign keys: an erased user stays here only as a number.
+CREATE TABLE IF NOT EXISTS events (
+    id           bigserial   PRIMARY KEY,
+    type         text        NOT NULL,
+    occurred_at  timestamptz NOT NULL DEFAULT now(),
+    actor_id     bigint,
+    owner_id     bigint,
+    subject_id   text,
+    request_id   text,
+    ip           text,
+    user_agent   text,
+    data         jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    -- The writing transaction: a reader that follows the table in (txid, id) order, up to the oldest
+    -- transaction still running (pg_snapshot_xmin), never skips an event that commits late.
+    txid         xid8        NOT NULL DEFAULT pg_current_xact_id()
+);
+CREATE INDEX IF NOT EXISTS events_occurred_at_idx ON events (occurred_at);
+CREATE INDEX IF NOT EXISTS events_txid_idx ON events (txid, id);
+CREATE INDEX IF NOT EXISTS events_owner_idx ON events (owner_id, id DESC) WHERE owner_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_actor_idx ON events (actor_id, id DESC) WHERE actor_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_type_idx ON events (type, id DESC);
+
+-- The plugins that implement portal_event, as the running processes registered them (seen_at is
+-- refreshed by housekeeping; a consumer no process has seen for a week is forgotten with its queue).
+CREATE TABLE IF NOT EXISTS event_consumers (
+    plugin         text        PRIMARY KEY,
+    registered_at  timestamptz NOT NULL DEFAULT now(),
+    seen_at        timestamptz NOT NULL DEFAULT now()
+);
+
+-- The outbox proper: one row per (event, consumer) still to deliver, created by a trigger in the
+-- event's own transaction. A queue, not a high-water mark, so an event whose transaction commits after
+-- a later id's is never skipped. A row is deleted once delivered; next_attempt_at doubles as the lease
+-- of the process delivering it, so a delivery whose process died is picked up again.
+CREATE TABLE IF NOT EXISTS event_deliveries (
+    plugin           text        NOT NULL,
+    event_id         bigint      NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    attempts         integer     NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    last_error       text,
+    parked_at        timestamptz,
+    PRIMARY KEY (plugin, event_id)
+);
+CREATE INDEX IF NOT EXISTS event_deliveries_due_idx ON event_deliveries (plugin, next_attempt_at)
+    WHERE parked_at IS NULL;
+CREATE INDEX IF NOT EXISTS event_deliveries_event_idx ON event_deliveries (event_id);
+
+-- Functions are versioned by name and created only when missing, so an older build never replaces a
+-- newer body; a new behaviour gets a new name (and a new trigger pointing at it).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'portal_events_fan_out_v1') THEN
+        CREATE FUNCTION portal_events_fan_out_v1() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+            INSERT INTO event_deliveries (plugin, event_id) SELECT plugin, NEW.id FROM event_consumers;
+            PERFORM pg_notify('portal_events', '');
+            RETURN NULL;
+        END
+        $fn$;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_fan_out') THEN
+        CREATE TRIGGER events_fan_out AFTER INSERT ON events
+            FOR EACH ROW EXECUTE FUNCTION portal_events_fan_out_v1();
+    END IF;
+END
+$$;

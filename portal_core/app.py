@@ -1,12 +1,12 @@
 """create_app(config) -> web.Application: the one way the portal is built, by the CLI and the tests.
 
 Startup is ordered and torn down in reverse (aiohttp cleanup_ctx): pool → schema → services →
-housekeeping (expired sessions) → ``portal_startup`` hooks. Nothing here is global: it all lives on the Application (portal_core.keys).
+housekeeping → ``portal_startup`` hooks → the event outbox (so handlers find what startup hooks set up,
+and stop before shutdown hooks run). Nothing here is global: it all lives on the Application (portal_core.keys).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import logging
@@ -18,21 +18,22 @@ from aiohttp import web
 from . import __version__, keys
 from .backends import BackendContext
 from .db import apply_schema, create_pool, schema_parts
+from .housekeeping import housekeeping
 from .interfaces import AuthProvider, Billing, Storage
 from .metrics import Metrics
-from .plugins import make_plugin_manager
+from .outbox import Outbox, OutboxSettings, consumers_of
+from .plugins import make_plugin_manager, trace_hook_calls
 from .settings import Config
 from .web.assets import load_assets
+from .web.plugin_static import load_plugin_static, plugin_static_routes
 from .web.middleware import add_headers, content_security_policy, portal_middleware, security_headers
 from .web.routes import core_routes
-from .web.sessions import purge_expired
 
 log = logging.getLogger("portal")
 
 SERVICE_KEYS = {"auth": (keys.AUTH, AuthProvider), "storage": (keys.STORAGE, Storage), "billing": (keys.BILLING, Billing)}
 # JSON bodies and webhooks only; uploads stream through request.multipart() and are not bound by this.
 MAX_BUFFERED_BODY = 4 * 1024 * 1024
-HOUSEKEEPING_SECONDS = 600
 
 
 def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
@@ -40,18 +41,26 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     if config.core.database_url is None:
         raise ValueError("create_app needs config.core.database_url (the CLI provisions one in DEV_MODE)")
     pm = pm or make_plugin_manager(config.core.disable_plugins)
+    if config.core.trace_hooks:
+        trace_hook_calls(pm)
     app = web.Application(middlewares=[portal_middleware], client_max_size=MAX_BUFFERED_BODY)
     app[keys.CONFIG] = config
     app[keys.PLUGIN_MANAGER] = pm
     app[keys.METRICS] = Metrics()
     app[keys.ASSETS] = load_assets(config.core.dev_mode)
     app[keys.HEALTH_CACHE] = {}
+    app[keys.OPENAPI] = {}
     app[keys.SECURITY_HEADERS] = security_headers(content_security_policy(""))
+    app[keys.PLUGIN_STATIC] = load_plugin_static(pm, config)
+    app[keys.OUTBOX] = Outbox(app, consumers_of(pm), OutboxSettings(
+        max_attempts=config.core.events_max_attempts, retry_seconds=config.core.events_retry_seconds,
+        handler_timeout=config.core.events_handler_timeout))
     app.add_routes(core_routes())
+    app.add_routes(plugin_static_routes(app[keys.PLUGIN_STATIC]))
     for routes in pm.hook.portal_routes(config=config):
         app.add_routes(routes or [])
     app.on_response_prepare.append(add_headers)
-    app.cleanup_ctx.extend([_pool, _schema, _services, _housekeeping, _startup_hooks])
+    app.cleanup_ctx.extend([_pool, _schema, _services, housekeeping, _startup_hooks, _outbox])
     if config.core.dev_mode:
         log.warning("DEV_MODE is on: development sign-in, storage and billing may be selected. "
                     "Never run a public portal like this.")
@@ -93,33 +102,6 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
-    """Expired sessions are deleted at start and then every HOUSEKEEPING_SECONDS, by every process
-    (the DELETE is idempotent, so several pods doing it is harmless)."""
-    core = app[keys.CONFIG].core
-
-    async def purge() -> None:
-        try:
-            removed = await purge_expired(app[keys.POOL], idle_seconds=core.session_idle_seconds,
-                                          max_age_seconds=core.session_max_age_seconds)
-            if removed:
-                log.info("deleted %d expired session(s)", removed)
-        except Exception as exc:  # the database being away must not take the loop down
-            log.warning("could not delete expired sessions: %s", exc)
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
-            await purge()
-
-    await purge()
-    task = asyncio.ensure_future(loop())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 async def _startup_hooks(app: web.Application) -> AsyncIterator[None]:
     pm = app[keys.PLUGIN_MANAGER]
     for result in pm.hook.portal_startup(app=app):
@@ -132,3 +114,10 @@ async def _startup_hooks(app: web.Application) -> AsyncIterator[None]:
                 await result
         except Exception:
             log.exception("a portal_shutdown hook failed; shutting down anyway")
+
+
+async def _outbox(app: web.Application) -> AsyncIterator[None]:
+    outbox = app[keys.OUTBOX]
+    await outbox.start()
+    yield
+    await outbox.stop()

@@ -1,4 +1,8 @@
-"""The `portal` command: serve (the default), check-config, plugins, schema show|apply, healthcheck, smoke."""
+"""The `portal` command: serve (the default), check-config, plugins, schema show|apply, healthcheck, smoke,
+events, and whatever plugins add through the ``portal_cli`` hook.
+
+``main`` reads the environment (.env + os.environ) and builds the plugin manager once; every command
+finds them on ``args.env`` and ``args.pm``."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import attrs
 
 from . import __version__
 from .config import EX_CONFIG, ConfigError, describe, environment
+from .events_cli import add_events_commands
 from .logs import configure_logging
 
 EX_UNAVAILABLE = 69  # sysexits.h: a service we depend on is unavailable
@@ -26,21 +31,23 @@ def _disabled(env) -> tuple[str, ...]:
     return tuple(p.strip() for p in env.get("PORTAL_DISABLE_PLUGINS", "").split(",") if p.strip())
 
 
-def _load(env):
-    from .plugins import make_plugin_manager
+def _load(args):
     from .settings import load_config
 
-    disabled = _disabled(env)
-    pm = make_plugin_manager(disabled)
-    return pm, load_config(env, pm)
+    return args.pm, load_config(args.env, args.pm)
 
 
-def _config_or_exit(env):
+def _config_or_exit(args):
     try:
-        return _load(env)
+        return _load(args)
     except ConfigError as exc:
         print(f"portal: {exc}", file=sys.stderr)
         raise SystemExit(EX_CONFIG) from None
+
+
+def config_or_exit(args):
+    """The validated configuration for a command (plugins' commands too); exits 78 listing every problem."""
+    return _config_or_exit(args)[1]
 
 
 def cmd_serve(args) -> int:
@@ -49,8 +56,7 @@ def cmd_serve(args) -> int:
     from .devdb import NoPostgres, throwaway_postgres
     from .serve import serve
 
-    env = environment()
-    pm, config = _config_or_exit(env)
+    pm, config = _config_or_exit(args)
     core = config.core
     configure_logging(core.log_format, core.log_level)
     with contextlib.ExitStack() as stack:
@@ -74,8 +80,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    env = environment()
-    _pm, config = _config_or_exit(env)
+    _pm, config = _config_or_exit(args)
     print(f"portal {__version__}: configuration OK ({'DEV_MODE' if config.core.dev_mode else 'production'})")
     print("\n[core]")
     for name, value in describe(config.core):
@@ -92,10 +97,24 @@ def cmd_check_config(args) -> int:
 
 def cmd_plugins(args) -> int:
     from .backends import offered, select
-    from .plugins import describe_plugins, make_plugin_manager
-    env = environment()
+    from .plugins import describe_plugins
+
+    env, pm = args.env, args.pm
     disabled = _disabled(env)
-    pm = make_plugin_manager(disabled)
+    dev_mode = env.get("DEV_MODE", "").strip().lower() in ("1", "true", "yes", "on")
+    selections, problems = select(pm, env, dev_mode)
+    if args.json:
+        print(json.dumps({
+            "plugins": describe_plugins(pm),
+            "blocked": list(disabled),
+            "offered": {service: [{"name": b.name, "plugin": plugin, "description": b.description,
+                                   "development_only": b.development_only} for plugin, b in items]
+                        for service, items in offered(pm).items()},
+            "selected": {service: {"name": s.backend.name, "plugin": s.plugin, "reason": s.reason}
+                         for service, s in selections.items()},
+            "problems": [str(p) for p in problems],
+        }, indent=2))
+        return 0 if not problems else EX_CONFIG
     print("Plugins:")
     for row in describe_plugins(pm):
         print(f"  {row['name']}  ({row['distribution']} {row['version']})".rstrip())
@@ -106,8 +125,6 @@ def cmd_plugins(args) -> int:
     for service, items in offered(pm).items():
         names = ", ".join(f"{b.name} (from {plugin})" for plugin, b in items) or "(none)"
         print(f"  {service}: {names}")
-    dev_mode = env.get("DEV_MODE", "").strip().lower() in ("1", "true", "yes", "on")
-    selections, problems = select(pm, env, dev_mode)
     print("\nSelected:")
     for service, selection in selections.items():
         print(f"  {service}: {selection.backend.name} from plugin {selection.plugin} — {selection.reason}")
@@ -119,10 +136,9 @@ def cmd_plugins(args) -> int:
 def cmd_schema(args) -> int:
     from .db import apply_schema, create_pool, schema_parts
 
-    env = environment()
     if args.action == "show":
         try:
-            pm, config = _load(env)
+            pm, config = _load(args)
             parts = schema_parts(pm, config)
         except ConfigError:
             from .db import core_schema
@@ -131,7 +147,7 @@ def cmd_schema(args) -> int:
         for name, sql in parts:
             print(f"-- ===== {name} =====\n{sql.rstrip()}\n")
         return 0
-    pm, config = _config_or_exit(env)
+    pm, config = _config_or_exit(args)
     if config.core.database_url is None:
         print("portal: schema apply needs DATABASE_URL", file=sys.stderr)
         return EX_CONFIG
@@ -161,7 +177,7 @@ def cmd_healthcheck(args) -> int:
     import urllib.error
     import urllib.request
 
-    env = environment()
+    env = args.env
     port = env.get("PORT", "").strip() or "8080"
     host = env.get("HOST", "").strip()
     # A wildcard bind is reachable on loopback; a specific address only on itself.
@@ -187,15 +203,17 @@ def cmd_smoke(args) -> int:
     return run(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(pm=None) -> argparse.ArgumentParser:
+    """The ``portal`` parser; with a plugin manager, plugins' ``portal_cli`` commands are added too."""
     parser = argparse.ArgumentParser(prog="portal", description="The customer portal. With no command, serve.")
     parser.add_argument("--version", action="version", version=f"portal {__version__}")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the portal (the default)").set_defaults(func=cmd_serve)
     sub.add_parser("check-config", help="validate the configuration and print it, secrets redacted").set_defaults(
         func=cmd_check_config)
-    sub.add_parser("plugins", help="list plugins, their hooks, and which backend serves each service").set_defaults(
-        func=cmd_plugins)
+    plugins = sub.add_parser("plugins", help="list plugins, their hooks, and which backend serves each service")
+    plugins.add_argument("--json", action="store_true", help="print the listing as JSON")
+    plugins.set_defaults(func=cmd_plugins)
     schema = sub.add_parser("schema", help="print or apply the embedded schema")
     schema.add_argument("action", choices=["show", "apply"])
     schema.set_defaults(func=cmd_schema)
@@ -208,11 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--token", help="an API token of a test account (default: $PORTAL_SMOKE_TOKEN)")
     smoke.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     smoke.set_defaults(func=cmd_smoke)
+    add_events_commands(sub)
+    if pm is not None:
+        pm.hook.portal_cli(subparsers=sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from .plugins import make_plugin_manager
+
+    env = environment()
+    pm = make_plugin_manager(_disabled(env))
+    args = build_parser(pm).parse_args(argv)
+    args.env, args.pm = env, pm
     func = getattr(args, "func", cmd_serve)
     return func(args)
 

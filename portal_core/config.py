@@ -130,6 +130,13 @@ def _to_int(raw: Any, _type: Any) -> int:
         raise ValueError(f"expected a whole number, got {raw!r}") from None
 
 
+def _to_float(raw: Any, _type: Any) -> float:
+    try:
+        return float(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw!r}") from None
+
+
 def _to_tuple(raw: Any, _type: Any) -> tuple[str, ...]:
     if isinstance(raw, (tuple, list)):
         return tuple(raw)
@@ -141,6 +148,7 @@ def make_converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     converter.register_structure_hook(bool, _to_bool)
     converter.register_structure_hook(int, _to_int)
+    converter.register_structure_hook(float, _to_float)
     converter.register_structure_hook(ByteSize, lambda raw, _t: ByteSize(parse_size(raw)))
     converter.register_structure_hook(Path, lambda raw, _t: Path(str(raw)).expanduser())
     converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _to_tuple)

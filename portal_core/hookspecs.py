@@ -8,7 +8,9 @@ tests/core/test_hookspecs.py fails when a hook here has no entry there or no tes
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import argparse
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -18,7 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from .backends import Backend
     from .config import ConfigSection
-    from .settings import Config
+    from .events import Event
+    from .interfaces import User
+    from .settings import Config, Limits
 
 hookspec = pluggy.HookspecMarker("portal")
 hookimpl = pluggy.HookimplMarker("portal")
@@ -103,4 +107,107 @@ def portal_shutdown(app: web.Application) -> Awaitable[None] | None:
     :param app: the application.
 
     May return an awaitable; the core awaits it. Exceptions are logged and do not stop the shutdown.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reacting to what happens
+
+
+@hookspec
+def portal_event(event: Event, app: web.Application) -> Awaitable[None] | None:
+    """Receive one event (a fact such as ``artifact.created``) after the transaction that recorded it committed.
+
+    :param event: the :class:`~portal_core.events.Event`: ``id``, ``type``, ``occurred_at``, ``actor_id``,
+        ``owner_id``, ``subject_id``, ``data``, ``request_id``, ``ip``, ``user_agent``.
+    :param app: the running application: the pool, config and services are under :mod:`portal_core.keys`.
+
+    Delivery is at least once, from a transactional outbox in PostgreSQL: an event recorded just before
+    the process died is delivered after a restart, and with several processes each delivery is made by
+    one of them. A handler may therefore see an event twice and should be idempotent (``event.id`` is
+    unique). May be sync (run in a worker thread) or return an awaitable. Raising makes the core retry
+    the delivery with backoff; after repeated failures it is parked (``portal events`` lists it,
+    ``portal events retry PLUGIN`` tries again). A handler never slows the request that caused the event,
+    nor other plugins' deliveries. docs/events.md lists every event type.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------
+# Policy
+
+
+@hookspec
+def portal_check_upload(user: User, filename: str, content_type: str, size: int | None, head: bytes | None,
+                        config: Config) -> str | Awaitable[str | None] | None:
+    """Allow or refuse an upload before any byte of it is stored, on every upload path.
+
+    :param user: the :class:`~portal_core.interfaces.User` the file will belong to.
+    :param filename: the name as given (any text; never a path to trust).
+    :param content_type: the declared media type (``application/octet-stream`` when none was given).
+    :param size: the size in bytes when known in advance (direct uploads declare it), else None.
+    :param head: the file's first bytes (up to 4 KiB, fewer for a smaller file) when the portal has them
+        before storing — the streamed upload reads them first — for sniffing magic bytes; None when the
+        bytes do not pass through the portal (a direct upload at creation; it is asked again with the head
+        read back from storage before the artifact is committed, and a refusal then removes the object).
+    :param config: the validated configuration (your settings are in ``config.sections``).
+
+    Return a sentence to refuse (the client gets 422 with it and nothing is stored), or None to allow.
+    May return an awaitable. Every plugin is asked; the first refusal wins (pluggy asks the most recently
+    registered plugin first; mark yours ``tryfirst=True`` to be asked before the others).
+    """
+
+
+@hookspec(firstresult=True)
+def portal_limits(user: User, plan: str, limits: Limits, config: Config) -> Limits | None:
+    """Replace the storage limits that apply to one user (per-user or per-team rules).
+
+    :param user: the :class:`~portal_core.interfaces.User`.
+    :param plan: the name of the user's current plan ("free", "pro", ...).
+    :param limits: the :class:`~portal_core.settings.Limits` the core would apply (the plan's, or an
+        admin's override).
+    :param config: the validated configuration.
+
+    Return the ``Limits`` to use instead, or None to keep them. Stops at the first non-None result.
+    Called on every upload and every ``/api/me``, so keep it fast (no remote calls).
+    """
+
+
+# ---------------------------------------------------------------------------------------------------
+# User interface and command line
+
+
+@hookspec
+def portal_nav_items(user: User | None, config: Config) -> Sequence[dict[str, str]] | None:
+    """Links to add to the header of every page.
+
+    :param user: the signed-in :class:`~portal_core.interfaces.User`, or None on a signed-out page.
+    :param config: the validated configuration.
+
+    Return a list of ``{"label": "Reports", "href": "/reports"}``, or None. The core's own pages read them
+    from ``GET /api/me`` (``nav``); server-rendered pages get them through the shared layout
+    (:func:`portal_core.web.html.render_page`). Labels are text, never HTML; hrefs must be same-origin
+    paths.
+    """
+
+
+@hookspec
+def portal_static(config: Config) -> str | Path | None:
+    """A directory of static files to serve at ``/plugins/<plugin name>/<path>``.
+
+    :param config: the validated configuration.
+
+    Return the directory's path (for example ``Path(__file__).parent / "static"``), or None. Files are
+    served with the same caching and Content-Security-Policy rules as the core's own assets.
+    """
+
+
+@hookspec
+def portal_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``portal <command>`` subcommands.
+
+    :param subparsers: the ``portal`` parser's subparsers; call ``subparsers.add_parser(...)`` and set
+        ``func`` with ``set_defaults(func=...)``. ``func(args)`` returns the exit status.
+
+    Called every time the ``portal`` command builds its parser, before any configuration is read, so
+    import nothing heavy here.
     """

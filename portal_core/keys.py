@@ -21,3 +21,6 @@ METRICS = web.AppKey("metrics", Any)  # portal_core.metrics.Metrics
 ASSETS = web.AppKey("assets", Any)  # portal_core.web.assets.Assets
 HEALTH_CACHE = web.AppKey("health_cache", Any)
 SECURITY_HEADERS = web.AppKey("security_headers", dict)
+OUTBOX = web.AppKey("outbox", Any)  # portal_core.outbox.Outbox
+PLUGIN_STATIC = web.AppKey("plugin_static", dict)  # plugin name -> portal_core.web.assets.Assets
+OPENAPI = web.AppKey("openapi", dict)  # {"spec": the OpenAPI document, built on first request}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from .events import record
 from .interfaces import PlanState
 
 FREE = "free"
@@ -44,8 +45,14 @@ async def write_subscription(cur, *, user_id: int, provider: str, plan: str, sta
                              cancel_at_period_end: bool = False) -> None:
     """Store the whole current state of a user's subscription (not a delta), inside the caller's transaction.
 
-    ``customer_id`` is kept when None is passed, so a backend that stored one at checkout keeps it.
+    ``customer_id`` is kept when None is passed, so a backend that stored one at checkout keeps it. When the
+    plan that applies changes (free → pro, pro → free, ...), a ``plan.changed`` event is recorded in the
+    same transaction, whichever billing backend wrote it.
     """
+    await cur.execute("SELECT plan, status FROM subscriptions WHERE user_id = %s FOR UPDATE", (user_id,))
+    before = await cur.fetchone()
+    old = effective_plan(*before) if before else PlanState(FREE)
+    new = effective_plan(plan, status)
     await cur.execute(
         """
         INSERT INTO subscriptions (user_id, provider, plan, status, customer_id, subscription_id,
@@ -59,3 +66,6 @@ async def write_subscription(cur, *, user_id: int, provider: str, plan: str, sta
             cancel_at_period_end = EXCLUDED.cancel_at_period_end, updated_at = now()
         """,
         (user_id, provider, plan, status, customer_id, subscription_id, current_period_end, cancel_at_period_end))
+    if old.name != new.name:
+        await record(cur, "plan.changed", owner_id=user_id, subject_id=user_id,
+                     data={"old": old.name, "new": new.name, "status": status, "provider": provider})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterable
 
 import pluggy
@@ -44,3 +47,26 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[dict]:
             "hooks": hooks,
         })
     return rows
+
+
+def trace_hook_calls(pm: pluggy.PluginManager, logger: logging.Logger | None = None) -> None:
+    """Log every hook call with the plugins it reached, how long it took and how it ended (PORTAL_TRACE_HOOKS).
+
+    Uses pluggy's hook-call monitoring; an awaitable a hook returns is timed up to its return, not its end.
+    """
+    logger = logger or logging.getLogger("portal.hooks")
+    # Per thread: sync portal_event handlers are called from worker threads while the loop calls others.
+    local = threading.local()
+
+    def before(hook_name, hook_impls, kwargs) -> None:
+        local.__dict__.setdefault("started", []).append(time.perf_counter())
+
+    def after(outcome, hook_name, hook_impls, kwargs) -> None:
+        started = local.__dict__.get("started") or [time.perf_counter()]
+        took = (time.perf_counter() - started.pop()) * 1000
+        plugins = ",".join(impl.plugin_name for impl in hook_impls) or "(none)"
+        exc = outcome.exception
+        result = f"raised {type(exc).__name__}: {exc}" if exc is not None else "ok"
+        logger.info("hook %s plugins=%s took=%.2fms outcome=%s", hook_name, plugins, took, result)
+
+    pm.add_hookcall_monitoring(before, after)

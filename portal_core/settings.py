@@ -100,6 +100,16 @@ class CoreSettings:
         hint="false behind a pooler in transaction mode (PgBouncer), where server-side prepared statements break")
     shutdown_grace_seconds: int = setting("SHUTDOWN_GRACE_SECONDS", default=20, check=_positive,
                                           hint="seconds in-flight requests get to finish after SIGTERM")
+    events_retention_days: int = setting("EVENTS_RETENTION_DAYS", default=400, check=_positive,
+                                         hint="events (the audit trail) older than this many days are deleted")
+    events_max_attempts: int = setting("EVENTS_MAX_ATTEMPTS", default=10, check=_positive,
+                                       hint="failed deliveries of an event to a plugin before it is parked")
+    events_retry_seconds: float = setting("EVENTS_RETRY_SECONDS", default=2.0, check=_positive,
+                                          hint="first retry delay of a failed event delivery; doubles each time, up to 1 hour")
+    events_handler_timeout: float = setting("EVENTS_HANDLER_TIMEOUT", default=30.0, check=_positive,
+                                            hint="seconds a portal_event handler may take before it counts as failed")
+    trace_hooks: bool = setting("PORTAL_TRACE_HOOKS", default=False,
+                                hint="true logs every hook call with its plugins, duration and outcome")
     plan_limits: dict[str, str] = setting("PLAN_", prefix=True, check=_plan_limits,
                                           hint="PLAN_<NAME>_MAX_FILE and PLAN_<NAME>_QUOTA, e.g. PLAN_FREE_QUOTA=1GiB")
 

@@ -8,19 +8,27 @@ from aiohttp import web
 
 from .. import __version__, keys
 from ..interfaces import ServiceUnavailable, UnknownPlan, WebhookRejected
+from ..openapi import operation
 from .errors import ApiError, bad_request, not_found, unavailable
 from .html import redirect
 from .sessions import authenticate
-from .upload import usage
+from .nav import nav_items
+from .upload import limits_for, usage
 
 log = logging.getLogger("portal.billing")
 
 
+@operation("Who you are: user, plan, limits, usage, CSRF token and navigation", tags=["account"],
+           response={"type": "object", "properties": {
+               "user": {"type": "object"}, "plan": {"type": "object"}, "usage": {"type": "object"},
+               "csrf_token": {"type": ["string", "null"]},
+               "nav": {"type": "array", "items": {"type": "object", "properties": {
+                   "label": {"type": "string"}, "href": {"type": "string"}}}}}})
 async def me(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     app = request.app
     state = await app[keys.BILLING].current_plan(principal.user.id)
-    limits = app[keys.CONFIG].core.limits(state.name)
+    _plan, limits = await limits_for(app, principal.user)
     used, count = await usage(app[keys.POOL], principal.user.id)
     user = principal.user
     return web.json_response({
@@ -31,9 +39,12 @@ async def me(request: web.Request) -> web.Response:
                  "limits": {"max_file": limits.max_file, "quota": limits.quota}},
         "usage": {"bytes": used, "count": count},
         "csrf_token": principal.session.csrf_token if principal.session else None,
+        "nav": nav_items(app, user),
     })
 
 
+@operation("Public facts about this portal: version, DEV_MODE, sign-in backend, paid plans", tags=["meta"],
+           auth="none", response={"type": "object"})
 async def meta(request: web.Request) -> web.Response:
     config = request.app[keys.CONFIG]
     return web.json_response({
@@ -43,6 +54,9 @@ async def meta(request: web.Request) -> web.Response:
     })
 
 
+@operation("Start checkout for a paid plan: the URL to send the browser to", tags=["billing"],
+           body={"type": "object", "required": ["plan"], "properties": {"plan": {"type": "string"}}},
+           response={"type": "object", "properties": {"url": {"type": "string"}}})
 async def checkout(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     try:
@@ -62,6 +76,8 @@ async def checkout(request: web.Request) -> web.Response:
     return web.json_response({"url": url})
 
 
+@operation("The URL of the billing portal, to manage or cancel the subscription", tags=["billing"],
+           response={"type": "object", "properties": {"url": {"type": "string"}}})
 async def billing_portal(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     try:
@@ -82,6 +98,9 @@ async def checkout_success(request: web.Request) -> web.Response:
     return redirect("/billing?checkout=success")
 
 
+@operation("Billing provider webhooks (raw body, verified by the selected billing backend)", tags=["billing"],
+           auth="none", body={"type": "object"}, responses={400: "Not authentic or malformed"},
+           response={"type": "object"})
 async def webhook(request: web.Request) -> web.Response:
     """POST /webhooks/{backend}: the raw body goes to the selected billing backend, unparsed."""
     billing = request.app[keys.BILLING]

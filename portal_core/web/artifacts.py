@@ -12,12 +12,17 @@ from aiohttp import web
 
 from .. import keys
 from ..db import Prepared
+from ..events import record, record_now
 from ..http_headers import content_disposition
 from ..interfaces import ObjectNotFound, ServiceUnavailable
+from ..openapi import operation
 from .errors import bad_request, not_found, unauthenticated, unavailable
 from .sessions import Credential, authenticate, credential
 
 ARTIFACT_COLUMNS = "id, name, size, content_type, sha256, created_at"
+ARTIFACT = {"type": "object", "properties": {
+    "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}, "size": {"type": "integer"},
+    "content_type": {"type": "string"}, "sha256": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"}}}
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
@@ -88,6 +93,11 @@ LISTINGS = {(cred.via, bool(after)): Prepared(f"list_artifacts_{cred.via}{'_afte
             for cred in (Credential("token", {}), Credential("session", {})) for after in ("", _AFTER)}
 
 
+@operation("List your artifacts, newest first", tags=["artifacts"],
+           query={"limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                  "cursor": {"type": "string", "description": "next_cursor of the previous page"}},
+           response={"type": "object", "properties": {"artifacts": {"type": "array", "items": ARTIFACT},
+                                                      "next_cursor": {"type": ["string", "null"]}}})
 async def list_artifacts(request: web.Request) -> web.Response:
     """Newest first, keyset-paginated; credential check and page in one database round trip."""
     limit = parse_limit(request.query.get("limit"))
@@ -125,11 +135,15 @@ async def _owned(request: web.Request, user_id: int, extra: str = "") -> tuple:
     return row
 
 
+@operation("One artifact", tags=["artifacts"], response=ARTIFACT)
 async def show_artifact(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     return web.json_response(artifact_json(await _owned(request, principal.user.id)))
 
 
+@operation("Download an artifact: a 302 to a short-lived storage URL, or the bytes", tags=["artifacts"],
+           responses={200: "The artifact's bytes (storage without URLs)", 302: "Redirect to a short-lived storage URL"},
+           response_type="application/octet-stream")
 async def download_artifact(request: web.Request) -> web.StreamResponse:
     principal = await authenticate(request)
     row = await _owned(request, principal.user.id, ", storage_key")
@@ -140,6 +154,8 @@ async def download_artifact(request: web.Request) -> web.StreamResponse:
         raise not_found("stored object for this artifact") from None
     except ServiceUnavailable as exc:
         raise unavailable(f"storage is unavailable: {exc}") from None
+    await record_now(request.app[keys.POOL], "artifact.downloaded", actor_id=principal.user.id,
+                     owner_id=principal.user.id, subject_id=row[0], data={"name": name, "size": size})
     metrics = request.app[keys.METRICS]
     if target.url is not None:
         metrics.count_bytes("downloaded", size)
@@ -160,12 +176,18 @@ async def download_artifact(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@operation("Delete an artifact and its stored object", tags=["artifacts"], responses={204: "Deleted"})
 async def delete_artifact(request: web.Request) -> web.Response:
     principal = await authenticate(request)
+    user_id = principal.user.id
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
-        await cur.execute("DELETE FROM artifacts WHERE id = %s AND owner_id = %s RETURNING storage_key",
-                          (artifact_id(request), principal.user.id))
-        row = await cur.fetchone()
+        async with cur.begin():
+            await cur.execute("DELETE FROM artifacts WHERE id = %s AND owner_id = %s "
+                              "RETURNING storage_key, id, name, size", (artifact_id(request), user_id))
+            row = await cur.fetchone()
+            if row is not None:
+                await record(cur, "artifact.deleted", actor_id=user_id, owner_id=user_id, subject_id=row[1],
+                             data={"name": row[2], "size": row[3]})
     if row is None:
         raise not_found()
     try:

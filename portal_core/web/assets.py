@@ -38,18 +38,20 @@ class Assets:
         return f"/static/{self.version}"
 
 
-def load_assets(dev_mode: bool) -> Assets:
-    """Read every embedded asset once at startup (they are small) and fingerprint the set."""
-    root = resources.files("portal_core.resources").joinpath("assets")
+def read_tree(root) -> tuple[dict[str, tuple[bytes, str]], str]:
+    """Every file under ``root`` (a Path or importlib Traversable; dot-files skipped) with its content
+    type, keyed by relative POSIX path, and a fingerprint of the whole set."""
     files: dict[str, tuple[bytes, str]] = {}
     digest = hashlib.sha256()
 
     def walk(node, prefix: str) -> None:
         for child in sorted(node.iterdir(), key=lambda c: c.name):
             path = f"{prefix}{child.name}"
+            if child.name.startswith("."):
+                continue
             if child.is_dir():
                 walk(child, path + "/")
-            elif not child.name.startswith("."):
+            else:
                 data = child.read_bytes()
                 ctype = CONTENT_TYPES.get(PurePosixPath(child.name).suffix.lower(), "application/octet-stream")
                 files[path] = (data, ctype)
@@ -57,7 +59,12 @@ def load_assets(dev_mode: bool) -> Assets:
 
     if root.is_dir():
         walk(root, "")
-    version = digest.hexdigest()[:12]
+    return files, digest.hexdigest()[:12]
+
+
+def load_assets(dev_mode: bool) -> Assets:
+    """Read every embedded asset once at startup (they are small) and fingerprint the set."""
+    files, version = read_tree(resources.files("portal_core.resources").joinpath("assets"))
     prefix = f"/static/{version}".encode()
     rendered = {}
     for path, (data, ctype) in files.items():

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import keys
+from ..events import record, record_now
 from ..interfaces import Identity, LoginFailed, ServiceUnavailable
 from . import sessions
 from .html import redirect, render_page
@@ -45,7 +46,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         start = await auth.begin_login(callback_url=callback_url(request))
     except (LoginFailed, ServiceUnavailable) as exc:
-        return login_failed_page(request, str(exc), reason=getattr(exc, "reason", str(exc)))
+        return await login_failed_page(request, str(exc), reason=getattr(exc, "reason", str(exc)))
     data = {"login": {"state": dict(start.state), "next": safe_next(request.query.get("next")),
                       "started": time.time()}}
     session = await sessions.load_session(request)
@@ -62,45 +63,58 @@ async def callback(request: web.Request) -> web.StreamResponse:
     session = await sessions.load_session(request)
     attempt = (session.data.get("login") if session else None) or None
     if attempt is None:
-        return login_failed_page(request, "There is no sign-in in progress in this browser (or it already finished).",
+        return await login_failed_page(request, "There is no sign-in in progress in this browser (or it already finished).",
                                  reason="callback without a pending login in the session")
     # The attempt is single-use, whatever happens next.
     session.data.pop("login", None)
     await sessions.save_data(request, session)
     if time.time() - attempt.get("started", 0) > LOGIN_TTL_SECONDS:
-        return login_failed_page(request, "The sign-in took too long and expired.", reason="expired login attempt")
+        return await login_failed_page(request, "The sign-in took too long and expired.", reason="expired login attempt")
     try:
         identity = await request.app[keys.AUTH].complete_login(
             params=params, state=attempt.get("state", {}), callback_url=callback_url(request))
     except LoginFailed as exc:
-        return login_failed_page(request, exc.message, reason=exc.reason)
+        return await login_failed_page(request, exc.message, reason=exc.reason)
     except ServiceUnavailable as exc:
-        return login_failed_page(request, "The sign-in service is not answering right now.", reason=str(exc))
-    user_id = await upsert_user(request, identity)
-    secret = await sessions.create_session(request, user_id=user_id, data={"auth": dict(identity.session_data)},
-                                           replacing=session)
-    log.info("user %s signed in via %s", user_id, request.app[keys.AUTH].name)
+        return await login_failed_page(request, "The sign-in service is not answering right now.", reason=str(exc))
+    backend = request.app[keys.AUTH].name
+    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        async with cur.begin():
+            user_id, created = await upsert_user(cur, identity)
+            if created:
+                await record(cur, "user.created", actor_id=user_id, owner_id=user_id, subject_id=user_id,
+                             data={"auth_backend": backend})
+            secret = await sessions.create_session_in(cur, user_id=user_id,
+                                                      data={"auth": dict(identity.session_data)}, replacing=session)
+            await record(cur, "user.signed_in", actor_id=user_id, owner_id=user_id, subject_id=user_id,
+                         data={"auth_backend": backend})
+    log.info("user %s signed in via %s", user_id, backend)
     response = redirect(safe_next(attempt.get("next")))
     sessions.set_cookie(response, request, secret)
     return response
 
 
-async def upsert_user(request: web.Request, identity: Identity) -> int:
-    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
-            """
-            INSERT INTO users (issuer, subject, email, name, is_admin) VALUES (%s, %s, %s, %s, %s)
-            ON CONFLICT (issuer, subject) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
-                is_admin = EXCLUDED.is_admin, updated_at = now()
-            RETURNING id
-            """,
-            (identity.issuer, identity.subject, identity.email, identity.name, identity.is_admin))
-        return (await cur.fetchone())[0]
+async def upsert_user(cur, identity: Identity) -> tuple[int, bool]:
+    """Create or refresh the user for ``identity`` in the caller's transaction: (user id, whether it is new)."""
+    await cur.execute(
+        """
+        INSERT INTO users (issuer, subject, email, name, is_admin) VALUES (%s, %s, %s, %s, %s)
+        ON CONFLICT (issuer, subject) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
+            is_admin = EXCLUDED.is_admin, updated_at = now()
+        RETURNING id, xmax = 0
+        """,
+        (identity.issuer, identity.subject, identity.email, identity.name, identity.is_admin))
+    user_id, created = await cur.fetchone()
+    return user_id, created
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     principal = await sessions.authenticate(request, allow_token=False)
-    await sessions.delete_session(request, principal.session)
+    user_id = principal.user.id
+    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        async with cur.begin():
+            await cur.execute("DELETE FROM sessions WHERE id_hash = %s", (principal.session.id_hash,))
+            await record(cur, "user.signed_out", actor_id=user_id, owner_id=user_id, subject_id=user_id)
     base = request.app[keys.CONFIG].core.base_url
     try:
         target = await request.app[keys.AUTH].logout_url(
@@ -113,9 +127,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def login_failed_page(request: web.Request, message: str, *, reason: str) -> web.Response:
-    """A friendly page with a way back; the reason goes to the log, never a session is created."""
+async def login_failed_page(request: web.Request, message: str, *, reason: str) -> web.Response:
+    """A friendly page with a way back; the reason goes to the log and the audit trail, never a session is created."""
     log.warning("sign-in failed: %s", reason)
+    await record_now(request.app[keys.POOL], "user.sign_in_failed",
+                     data={"reason": reason[:300], "auth_backend": request.app[keys.AUTH].name})
     body = (f'<p class="error" role="alert">{escape(message)}</p>'
             '<p><a class="button" href="/auth/login">Try again</a> <a href="/">Back to the portal</a></p>')
     return render_page(request, "Sign-in did not work", body, status=400)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .. import keys
 from ..interfaces import Health
+from ..openapi import operation
 
 CHECK_TIMEOUT = 3.0
 # Service checks (remote calls) are reused for a few seconds; the database is asked every time.
@@ -47,6 +48,8 @@ async def service_checks(app: web.Application) -> dict[str, Health]:
     return cache["checks"]
 
 
+@operation("Health of the portal and each dependency (200 unless the database is down)", tags=["operations"],
+           auth="none", response={"type": "object"}, responses={503: "The database is unavailable"})
 async def health(request: web.Request) -> web.Response:
     app = request.app
     database, services = await asyncio.gather(_database(app), service_checks(app))
@@ -65,6 +68,8 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body, status=code, headers={"Cache-Control": "no-store"})
 
 
+@operation("Prometheus metrics (text exposition format)", tags=["operations"], auth="none",
+           response={"type": "string"}, response_type="text/plain")
 async def metrics(request: web.Request) -> web.Response:
     # The exposition format's own media type, so a scraper never has to guess the version.
     return web.Response(body=request.app[keys.METRICS].render().encode(),

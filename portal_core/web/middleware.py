@@ -11,6 +11,7 @@ import psycopg2
 from aiohttp import web
 
 from .. import keys
+from ..events import Origin, origin_var
 from ..logs import request_id_var
 from .errors import ApiError, json_error
 
@@ -51,6 +52,7 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
     """Request id, JSON errors and metrics in one middleware, so the hot path pays for one frame, not three."""
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
     token = request_id_var.set(request_id)
+    origin = origin_var.set(Origin(request_id, request.remote, request.headers.get("User-Agent")))
     started = time.perf_counter()
     response = None
     try:
@@ -90,3 +92,4 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
         status = response.status if response is not None else 500
         request.app[keys.METRICS].observe_request(route, request.method, status, time.perf_counter() - started)
         request_id_var.reset(token)
+        origin_var.reset(origin)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import openapi
 from . import account, artifacts, assets, auth, health, tokens, upload
 
 
@@ -15,6 +16,7 @@ def core_routes() -> list[web.AbstractRouteDef]:
         web.get("/auth/callback", auth.callback),
         web.post("/auth/callback", auth.callback),
         web.post("/auth/logout", auth.logout),
+        web.get("/api/openapi.json", openapi.openapi_json),
         web.get("/api/meta", account.meta),
         web.get("/api/me", account.me),
         web.get("/api/artifacts", artifacts.list_artifacts),

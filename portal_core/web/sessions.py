@@ -167,25 +167,25 @@ async def load_session(request: web.Request) -> Session | None:
 async def create_session(request: web.Request, *, user_id: int | None, data: dict[str, Any],
                          replacing: Session | None = None) -> str:
     """Start a new session (a fresh id — never reuse one across sign-in) and return the cookie secret."""
-    secret = secrets.token_urlsafe(32)
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
         async with cur.begin():
-            if replacing is not None:
-                await cur.execute("DELETE FROM sessions WHERE id_hash = %s", (replacing.id_hash,))
-            await cur.execute(
-                "INSERT INTO sessions (id_hash, user_id, csrf_token, data) VALUES (%s, %s, %s, %s)",
-                (digest(secret), user_id, secrets.token_urlsafe(32), json.dumps(data)))
+            return await create_session_in(cur, user_id=user_id, data=data, replacing=replacing)
+
+
+async def create_session_in(cur, *, user_id: int | None, data: dict[str, Any], replacing: Session | None = None) -> str:
+    """:func:`create_session` inside the caller's transaction (sign-in writes the user, session and events at once)."""
+    secret = secrets.token_urlsafe(32)
+    if replacing is not None:
+        await cur.execute("DELETE FROM sessions WHERE id_hash = %s", (replacing.id_hash,))
+    await cur.execute(
+        "INSERT INTO sessions (id_hash, user_id, csrf_token, data) VALUES (%s, %s, %s, %s)",
+        (digest(secret), user_id, secrets.token_urlsafe(32), json.dumps(data)))
     return secret
 
 
 async def save_data(request: web.Request, session: Session) -> None:
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
         await cur.execute("UPDATE sessions SET data = %s WHERE id_hash = %s", (json.dumps(session.data), session.id_hash))
-
-
-async def delete_session(request: web.Request, session: Session) -> None:
-    async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
-        await cur.execute("DELETE FROM sessions WHERE id_hash = %s", (session.id_hash,))
 
 
 async def purge_expired(pool, *, idle_seconds: int, max_age_seconds: int) -> int:

@@ -1,4 +1,5 @@
-"""POST /api/artifacts: stream a multipart upload into storage, then commit the row.
+"""POST /api/artifacts: stream a multipart upload into storage, then commit the row — and the upload policy
+every upload path shares (:func:`limits_for`, :func:`check_upload`, :func:`commit_row`).
 
 The body is never held whole in memory or on disk here: chunks flow from the socket through a meter
 (size, SHA-256, limit) into ``Storage.put``. The limit is the smaller of the plan's per-file limit and
@@ -10,6 +11,7 @@ the storage removes partial objects itself, and an object whose row cannot be wr
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import re
 import unicodedata
@@ -19,15 +21,19 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .. import keys
+from ..events import record
 from ..interfaces import ObjectTooLarge, ServiceUnavailable, User
 from ..settings import Limits
-from .artifacts import ARTIFACT_COLUMNS, artifact_json
+from ..openapi import operation
+from .artifacts import ARTIFACT, ARTIFACT_COLUMNS, artifact_json
 from .errors import ApiError, bad_request, unavailable
 from .sessions import authenticate
 
 log = logging.getLogger("portal.upload")
 
 CHUNK = 512 * 1024
+# How much of a file policy plugins see before it is stored (magic bytes sit in the first few hundred).
+HEAD_BYTES = 4096
 MAX_NAME = 255
 # Multipart framing and headers around the file never come near this.
 ENVELOPE_SLACK = 64 * 1024
@@ -92,9 +98,19 @@ class Meter:
             yield chunk
 
 
-async def read_part(part) -> AsyncIterator[bytes]:
+async def read_part(part, first: bytes = b"") -> AsyncIterator[bytes]:
+    if first:
+        yield first
     while chunk := await part.read_chunk(CHUNK):
         yield chunk
+
+
+async def read_head(part) -> bytes:
+    """The part's first HEAD_BYTES (fewer when it is shorter), read before anything is stored."""
+    head = b""
+    while len(head) < HEAD_BYTES and (chunk := await part.read_chunk(HEAD_BYTES - len(head))):
+        head += chunk
+    return head
 
 
 def too_large(plan: str, limits: Limits, used: int, limit: int) -> ApiError:
@@ -113,12 +129,43 @@ async def usage(pool, user_id: int) -> tuple[int, int]:
     return int(used), int(count)
 
 
+async def limits_for(app: web.Application, user: User) -> tuple[str, Limits]:
+    """The user's plan and the limits that apply to them: the plan's (PLAN_<NAME>_*), unless a
+    ``portal_limits`` plugin replaces them."""
+    plan = (await app[keys.BILLING].current_plan(user.id)).name
+    limits = app[keys.CONFIG].core.limits(plan)
+    replaced = app[keys.PLUGIN_MANAGER].hook.portal_limits(user=user, plan=plan, limits=limits,
+                                                                  config=app[keys.CONFIG])
+    if replaced is not None:
+        if not isinstance(replaced, Limits):
+            raise TypeError(f"portal_limits must return a portal_core.settings.Limits or None, got {replaced!r}")
+        limits = replaced
+    return plan, limits
+
+
+async def check_upload(app: web.Application, user: User, filename: str, content_type: str, size: int | None,
+                       head: bytes | None = None) -> None:
+    """Ask every ``portal_check_upload`` plugin; the first refusal becomes a 422 naming it. Call it before
+    any byte is stored, with the first :data:`HEAD_BYTES` of the file when they are at hand."""
+    for verdict in app[keys.PLUGIN_MANAGER].hook.portal_check_upload(
+            user=user, filename=filename, content_type=content_type, size=size, head=head,
+            config=app[keys.CONFIG]):
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        if verdict:
+            raise ApiError(422, "upload_refused", str(verdict))
+
+
+@operation("Upload a file (multipart/form-data, field 'file'); streamed to storage", tags=["artifacts"],
+           body={"type": "object", "required": ["file"],
+                 "properties": {"file": {"type": "string", "format": "binary"}}},
+           body_type="multipart/form-data",
+           responses={201: "Stored; the artifact", 413: "", 422: ""}, response=ARTIFACT)
 async def upload(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     user = principal.user
     app = request.app
-    plan = (await app[keys.BILLING].current_plan(user.id)).name
-    limits = app[keys.CONFIG].core.limits(plan)
+    plan, limits = await limits_for(app, user)
     used, _count = await usage(app[keys.POOL], user.id)
     limit = max(0, min(limits.max_file, limits.quota - used))
     if request.content_length is not None and request.content_length > limit + ENVELOPE_SLACK:
@@ -134,8 +181,10 @@ async def upload(request: web.Request) -> web.Response:
         raise bad_request("the form has no 'file' field (curl -F file=@path)")
     name = validate_filename(browser_filename(part))
     content_type = clean_content_type(part.headers.get("Content-Type"))
+    head = await read_head(part)
+    await check_upload(app, user, name, content_type, None, head)
     key = f"{user.id}/{uuid.uuid4()}"
-    meter = Meter(read_part(part), limit)
+    meter = Meter(read_part(part, head), limit)
     storage = app[keys.STORAGE]
     try:
         stored = await storage.put(key, aiter(meter), max_bytes=limit, content_type=content_type)
@@ -147,7 +196,8 @@ async def upload(request: web.Request) -> web.Response:
         await storage.delete(key)
         raise unavailable(f"storage kept {stored.size} bytes of {meter.size}; nothing was stored")
     try:
-        artifact = await commit_row(app[keys.POOL], user, key, name, content_type, meter, limits)
+        artifact = await commit_row(app[keys.POOL], user, key, name, content_type, meter.size,
+                                    meter.sha256.hexdigest(), limits)
     except BaseException:
         await storage.delete(key)
         raise
@@ -159,18 +209,26 @@ async def upload(request: web.Request) -> web.Response:
     return web.json_response(artifact, status=201)
 
 
-async def commit_row(pool, user: User, key: str, name: str, content_type: str, meter: Meter,
-                     limits: Limits) -> dict | None:
-    """Insert the artifact row unless the quota filled up meanwhile (then None)."""
+async def commit_row(pool, user: User, key: str, name: str, content_type: str, size: int, sha256: str,
+                     limits: Limits, *, event_data: dict | None = None) -> dict | None:
+    """Insert the artifact row and its ``artifact.created`` event unless the quota filled up meanwhile (then None).
+
+    The user's row is locked first, so concurrent commits of one user queue here and each sees the others'
+    sizes: the quota cannot be overshot, whichever upload path the bytes came by.
+    """
     async with pool.acquire() as conn, conn.cursor() as cur:
         async with cur.begin():
             await cur.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user.id,))
             await cur.execute("SELECT COALESCE(sum(size), 0) FROM artifacts WHERE owner_id = %s", (user.id,))
             (used,) = await cur.fetchone()
-            if used + meter.size > limits.quota:
+            if used + size > limits.quota:
                 return None
             await cur.execute(
                 f"""INSERT INTO artifacts (id, owner_id, name, size, content_type, sha256, storage_key)
                     VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {ARTIFACT_COLUMNS}""",
-                (str(uuid.uuid4()), user.id, name, meter.size, content_type, meter.sha256.hexdigest(), key))
-            return artifact_json(await cur.fetchone())
+                (str(uuid.uuid4()), user.id, name, size, content_type, sha256, key))
+            artifact = artifact_json(await cur.fetchone())
+            await record(cur, "artifact.created", actor_id=user.id, owner_id=user.id, subject_id=artifact["id"],
+                         data={"name": name, "size": size, "content_type": content_type, "sha256": sha256,
+                               **(event_data or {})})
+            return artifact

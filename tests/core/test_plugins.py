@@ -140,6 +140,21 @@ def test_a_third_party_storage_plugin_is_selected_by_config_and_serves_uploads(d
         assert health["checks"]["storage"]["status"] == "ok"
 
 
+def test_a_plugin_adds_a_portal_command(tmp_path):
+    (tmp_path / "disk" / "7").mkdir(parents=True)
+    (tmp_path / "disk" / "7" / "a").write_bytes(b"x" * 300)
+    env = {"PATH": "/usr/bin:/bin", "DEV_MODE": "true", "PYTHONPATH": str(EXAMPLE), "STORAGE_BACKEND": "diskstore",
+           "DISKSTORE_ROOT": str(tmp_path / "disk")}
+    help_text = subprocess.run([PORTAL, "--help"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "diskstore-du" in help_text.stdout
+    result = subprocess.run([PORTAL, "diskstore-du"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"1 file(s), 300 bytes in {tmp_path / 'disk'}"
+    missing = subprocess.run([PORTAL, "diskstore-du"], env={**env, "DISKSTORE_ROOT": ""}, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 78 and "DISKSTORE_ROOT: is missing" in missing.stderr
+
+
 def test_a_plugin_section_missing_is_reported_with_the_cores(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "DEV_MODE": "true", "PYTHONPATH": str(EXAMPLE), "STORAGE_BACKEND": "diskstore",
            "PORT": "x"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import re
 import subprocess
 import sys
 import time
@@ -128,8 +129,28 @@ def test_schema_apply_provisions_and_exits(empty_database_url, tmp_path):
     assert run_sql(empty_database_url, "SELECT count(*) FROM schema_applies") == [(1,)]
 
 
+def sql_statements(sql: str) -> list[str]:
+    """Top-level statements of ``sql``: split on semicolons outside dollar-quoted bodies ($$ ... $$, $fn$ ... $fn$)."""
+    statements, current, index = [], [], 0
+    while index < len(sql):
+        tag = re.match(r"\$\w*\$", sql[index:])
+        if tag:
+            end = sql.index(tag.group(), index + len(tag.group())) + len(tag.group())
+            current.append(sql[index:end])
+            index = end
+        elif sql[index] == ";":
+            statements.append("".join(current).strip())
+            current, index = [], index + 1
+        else:
+            current.append(sql[index])
+            index += 1
+    statements.append("".join(current).strip())
+    return [s for s in statements if s]
+
+
 def test_every_schema_statement_is_idempotent_ddl():
-    statements = [s.strip() for s in core_schema().split(";") if s.strip() and not s.strip().startswith("--")]
+    statements = sql_statements(core_schema())
+    assert len(statements) > 10
     for statement in statements:
         code = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--")).strip()
         if not code:

@@ -87,3 +87,19 @@ def portal_storage_backend():
 @hookimpl
 def portal_config_sections():
     return [ConfigSection("diskstore-audit", AuditSettings, "example of an always-validated plugin section")]
+
+
+@hookimpl
+def portal_cli(subparsers):
+    command = subparsers.add_parser("diskstore-du", help="how many files and bytes the diskstore keeps")
+    command.set_defaults(func=_disk_usage)
+
+
+def _disk_usage(args) -> int:
+    from portal_core.cli import config_or_exit
+
+    config = config_or_exit(args)  # exits 78 naming every missing setting, like any portal command
+    root = config.backend_settings("storage").root
+    files = [p for p in Path(root).rglob("*") if p.is_file()] if Path(root).is_dir() else []
+    print(f"{len(files)} file(s), {sum(p.stat().st_size for p in files)} bytes in {root}")
+    return 0

@@ -1,0 +1,292 @@
+"""The outbox: delivers recorded events to every plugin that implements ``portal_event``.
+
+Each consumer plugin has its own queue rows in ``event_deliveries``, created by a trigger in the
+event's own transaction (schema.sql). Every process runs one delivery loop per consumer:
+
+* it **claims** due rows with ``FOR UPDATE SKIP LOCKED`` and pushes their ``next_attempt_at`` one lease
+  into the future, so with several processes each row is taken by one of them, and a row whose process
+  died is taken again once the lease runs out (at least once, never lost);
+* it calls the plugin, then **deletes** the rows delivered; a handler that raises (or times out) gets
+  its row back with a backoff, its attempts and last error kept, and is **parked** after
+  ``EVENTS_MAX_ATTEMPTS`` (``portal events`` lists it, ``portal events retry PLUGIN`` requeues it);
+* it sleeps until ``NOTIFY portal_events`` (sent by the trigger, so only once the event's transaction
+  has committed), the next retry falls due, or ``POLL_SECONDS`` pass, whichever is first.
+
+Consumers are independent tasks: a slow or failing plugin delays no other plugin, and never the
+request that recorded the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+from collections.abc import Callable
+
+import aiopg
+import attrs
+import psycopg2
+from aiohttp import web
+
+from . import keys
+from .events import EVENT_COLUMNS, Event
+from .tasks import stop_tasks
+
+log = logging.getLogger("portal.events")
+
+CHANNEL = "portal_events"
+POLL_SECONDS = 5.0
+BATCH = 100
+MAX_BACKOFF_SECONDS = 3600.0
+MAX_ERROR_TEXT = 2000
+
+_CLAIM = f"""
+    WITH due AS (
+        SELECT event_id FROM event_deliveries
+        WHERE plugin = %(plugin)s AND parked_at IS NULL AND next_attempt_at <= now()
+        ORDER BY event_id LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+    UPDATE event_deliveries d
+    SET next_attempt_at = now() + make_interval(secs => %(lease)s), attempts = d.attempts + 1
+    FROM due JOIN events e ON e.id = due.event_id
+    WHERE d.plugin = %(plugin)s AND d.event_id = due.event_id
+    RETURNING d.attempts, {', '.join('e.' + c.strip() for c in EVENT_COLUMNS.split(','))}"""
+
+
+@attrs.frozen
+class OutboxSettings:
+    max_attempts: int
+    retry_seconds: float
+    handler_timeout: float
+
+    @property
+    def lease_seconds(self) -> float:
+        # Longer than a handler may run, so a live process never loses a row it is still delivering.
+        return self.handler_timeout * 2 + 5
+
+
+@attrs.define
+class Consumer:
+    """One plugin that implements portal_event, and how to call just that plugin."""
+
+    plugin: str
+    call: Callable[..., list]
+    is_async: bool
+    wake: asyncio.Event = attrs.field(factory=asyncio.Event)
+    delivered: int = 0
+    failed: int = 0
+
+
+def consumers_of(pm) -> list[Consumer]:
+    """Every plugin implementing portal_event, each with a hook caller that reaches only that plugin.
+
+    Calls go through pluggy (a subset hook caller), so hook-call monitoring (PORTAL_TRACE_HOOKS) sees them.
+    """
+    impls = pm.hook.portal_event.get_hookimpls()
+    result = []
+    for impl in impls:
+        others = [other.plugin for other in impls if other is not impl]
+        caller = pm.subset_hook_caller("portal_event", remove_plugins=others)
+        result.append(Consumer(impl.plugin_name, caller, inspect.iscoroutinefunction(impl.function)))
+    return result
+
+
+def backoff(attempts: int, base: float) -> float:
+    """Seconds before the next attempt after ``attempts`` failures: exponential, capped, with jitter."""
+    delay = min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+    return delay * random.uniform(0.8, 1.2)
+
+
+class Outbox:
+    """One process's deliverer: a LISTEN connection and one loop per consumer. ``start()`` / ``stop()``."""
+
+    def __init__(self, app: web.Application, consumers: list[Consumer], settings: OutboxSettings) -> None:
+        self.app = app
+        self.consumers = consumers
+        self.settings = settings
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def pool(self):
+        return self.app[keys.POOL]
+
+    async def start(self) -> None:
+        if not self.consumers:
+            return
+        await register_consumers(self.pool, [c.plugin for c in self.consumers])
+        self._tasks.append(asyncio.ensure_future(self._listen()))
+        self._tasks += [asyncio.ensure_future(self._run(consumer)) for consumer in self.consumers]
+        log.info("delivering events to %s", ", ".join(c.plugin for c in self.consumers))
+
+    async def stop(self) -> None:
+        await stop_tasks(self._tasks)
+        self._tasks.clear()
+
+    def wake_all(self) -> None:
+        for consumer in self.consumers:
+            consumer.wake.set()
+
+    # -- LISTEN ------------------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        dsn = self.app[keys.CONFIG].core.database_url
+        delay = 0.5
+        while True:
+            try:
+                async with aiopg.connect(dsn, timeout=10) as conn, conn.cursor() as cur:
+                    await cur.execute(f"LISTEN {CHANNEL}")
+                    delay = 0.5
+                    self.wake_all()  # anything recorded while we were not listening
+                    while True:
+                        await conn.notifies.get()
+                        self.wake_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database going away must not end delivery: poll meanwhile
+                log.warning("event notifications unavailable (%s); polling every %gs until they are back",
+                            _first_line(exc), POLL_SECONDS)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    # -- delivery ----------------------------------------------------------------------------------
+
+    async def _run(self, consumer: Consumer) -> None:
+        while True:
+            consumer.wake.clear()
+            try:
+                claimed = await self.deliver_batch(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database away: try again later, nothing is lost
+                log.warning("event delivery to %s paused: %s", consumer.plugin, _first_line(exc))
+                claimed = 0
+                await asyncio.sleep(1.0)
+            if claimed >= BATCH:
+                continue
+            wait = await self._seconds_to_next(consumer)
+            # asyncio.timeout, not wait_for: on 3.11, wait_for can lose a cancellation that arrives as its
+            # timeout fires, and stop() would then wait for this loop forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await consumer.wake.wait()
+
+    async def _seconds_to_next(self, consumer: Consumer) -> float:
+        try:
+            async with self.pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(
+                    "SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now()) FROM event_deliveries "
+                    "WHERE plugin = %s AND parked_at IS NULL", (consumer.plugin,))
+                (seconds,) = await cur.fetchone()
+        except (psycopg2.Error, OSError, asyncio.TimeoutError):
+            return POLL_SECONDS
+        if seconds is None:
+            return POLL_SECONDS
+        return min(max(float(seconds), 0.01), POLL_SECONDS)
+
+    async def deliver_batch(self, consumer: Consumer) -> int:
+        """Claim up to BATCH due deliveries for ``consumer``, deliver them in order; returns how many were claimed."""
+        async with self.pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(_CLAIM, {"plugin": consumer.plugin, "batch": BATCH,
+                                       "lease": self.settings.lease_seconds})
+            rows = await cur.fetchall()
+        if not rows:
+            return 0
+        rows.sort(key=lambda row: row[1])
+        done: list[int] = []
+        for row in rows:
+            attempts, event = row[0], Event.from_row(row[1:])
+            try:
+                async with asyncio.timeout(self.settings.handler_timeout):
+                    await self._call(consumer, event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                consumer.failed += 1
+                await self._failed(consumer, event, attempts, exc)
+            else:
+                consumer.delivered += 1
+                done.append(event.id)
+        if done:
+            async with self.pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute("DELETE FROM event_deliveries WHERE plugin = %s AND event_id = ANY(%s)",
+                                  (consumer.plugin, done))
+        return len(rows)
+
+    async def _call(self, consumer: Consumer, event: Event) -> None:
+        if consumer.is_async:
+            results = consumer.call(event=event, app=self.app)
+        else:
+            # A plain function may block (a requests.post, a file write): keep it off the event loop.
+            results = await asyncio.to_thread(consumer.call, event=event, app=self.app)
+        for result in results:
+            if inspect.isawaitable(result):
+                await result
+
+    async def _failed(self, consumer: Consumer, event: Event, attempts: int, exc: BaseException) -> None:
+        error = (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[:MAX_ERROR_TEXT]
+        if isinstance(exc, TimeoutError):
+            error = f"timed out after {self.settings.handler_timeout:g}s"
+        park = attempts >= self.settings.max_attempts
+        delay = backoff(attempts, self.settings.retry_seconds)
+        async with self.pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "UPDATE event_deliveries SET last_error = %s, parked_at = CASE WHEN %s THEN now() END, "
+                "next_attempt_at = now() + make_interval(secs => %s) WHERE plugin = %s AND event_id = %s",
+                (error, park, delay, consumer.plugin, event.id))
+        if park:
+            log.error("event %s (%s) parked for %s after %d attempts: %s", event.id, event.type, consumer.plugin,
+                      attempts, error)
+        else:
+            log.warning("event %s (%s) to %s failed (attempt %d, next in %.1fs): %s", event.id, event.type,
+                        consumer.plugin, attempts, delay, error)
+
+
+async def register_consumers(pool, plugins: list[str]) -> None:
+    """Record (or refresh) the consumers this process delivers to; from now on every event queues for them."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "INSERT INTO event_consumers (plugin) SELECT unnest(%s::text[]) "
+            "ON CONFLICT (plugin) DO UPDATE SET seen_at = now()", (plugins,))
+
+
+async def forget_stale_consumers(pool, *, days: int = 7) -> int:
+    """Drop consumers no process has registered for ``days`` (uninstalled plugins), with their queues."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        async with cur.begin():
+            await cur.execute("DELETE FROM event_consumers WHERE seen_at < now() - make_interval(days => %s) "
+                              "RETURNING plugin", (days,))
+            gone = [row[0] for row in await cur.fetchall()]
+            if gone:
+                await cur.execute("DELETE FROM event_deliveries WHERE plugin = ANY(%s)", (gone,))
+    return len(gone)
+
+
+async def retry_parked(pool, plugin: str) -> int:
+    """Put a plugin's parked deliveries back in its queue (attempts reset); returns how many."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        async with cur.begin():
+            await cur.execute(
+                "UPDATE event_deliveries SET parked_at = NULL, attempts = 0, next_attempt_at = now() "
+                "WHERE plugin = %s AND parked_at IS NOT NULL", (plugin,))
+            count = cur.rowcount
+            await cur.execute(f"NOTIFY {CHANNEL}")
+    return count
+
+
+async def purge_old_events(pool, *, days: int, batch: int = 10_000) -> int:
+    """Delete events older than ``days`` (their queued deliveries go with them), in bounded batches."""
+    total = 0
+    while True:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events "
+                "WHERE occurred_at < now() - make_interval(days => %s) ORDER BY id LIMIT %s)", (days, batch))
+            total += cur.rowcount
+            if cur.rowcount < batch:
+                return total
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,173 @@
+"""Events are recorded with the change and reach portal_event plugins through the outbox; policy and UI hooks."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiopg
+import pytest
+
+from portal_core import hookimpl
+from portal_core.events import record
+from portal_core.settings import Limits
+from tests.support.db import run_sql
+
+
+class Integrator:
+    """A plugin using the platform hooks the way an integrator would."""
+
+    def __init__(self, static_dir: Path | None = None) -> None:
+        self.__name__ = "integrator"  # the plugin's name (pluggy's canonical name for an object)
+        self.received: list = []
+        self.fail_types: set[str] = set()
+        self.checked: list[tuple] = []
+        self.static_dir = static_dir
+        self.arrived = asyncio.Event()
+
+    @hookimpl
+    async def portal_event(self, event, app):
+        if event.type in self.fail_types:
+            raise RuntimeError(f"refusing {event.type} on purpose")
+        self.received.append(event)
+        self.arrived.set()
+
+    @hookimpl
+    def portal_check_upload(self, user, filename, content_type, size, head, config):
+        self.checked.append((filename, size, head))
+        if filename.endswith(".exe") or (head or b"").startswith(b"MZ"):
+            return "executables are not accepted here"
+        return None
+
+    @hookimpl
+    def portal_limits(self, user, plan, limits, config):
+        if user.email.startswith("big@"):
+            return Limits(max_file=limits.max_file * 2, quota=limits.quota * 3)
+        return None
+
+    @hookimpl
+    def portal_nav_items(self, user, config):
+        return [{"label": "Reports", "href": "/reports"}, {"label": "Evil", "href": "https://evil.example/"}] if user else []
+
+    @hookimpl
+    def portal_static(self, config):
+        return self.static_dir
+
+    async def wait_for(self, predicate, timeout: float = 10.0):
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate(self.received):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"not delivered in {timeout}s; got {[e.type for e in self.received]}")
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), min(left, 0.5))
+            except asyncio.TimeoutError:
+                pass
+        return self.received
+
+
+@pytest.fixture
+async def integrator(make_app, aiohttp_client, tmp_path):
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "report.js").write_text("console.log('report');\n")
+    plugin = Integrator(static)
+    client = await aiohttp_client(make_app(extra_plugins=[plugin], EVENTS_RETRY_SECONDS="0.05", EVENTS_MAX_ATTEMPTS="3"))
+    plugin.client = client
+    return plugin
+
+
+async def test_flows_record_events_that_reach_the_plugin_with_their_request(integrator, sign_in, database_url):
+    browser = await sign_in("ada@example.com", on=integrator.client)
+    upload = await browser.upload(b"hello", "hello.txt", headers={"X-Request-Id": "req-upload-1"})
+    artifact = await upload.json()
+    assert upload.status == 201
+    await (await browser.request("DELETE", f"/api/artifacts/{artifact['id']}")).release()
+    received = await integrator.wait_for(lambda got: "artifact.deleted" in [e.type for e in got])
+    types = [e.type for e in received]
+    assert types[:2] == ["user.created", "user.signed_in"] and "artifact.created" in types
+    created = next(e for e in received if e.type == "artifact.created")
+    user_id = run_sql(database_url, "SELECT id FROM users WHERE email = 'ada@example.com'")[0][0]
+    assert (created.actor_id, created.owner_id, created.subject_id) == (user_id, user_id, artifact["id"])
+    assert created.data == {"name": "hello.txt", "size": 5, "content_type": "application/octet-stream",
+                            "sha256": artifact["sha256"]}
+    assert created.request_id == "req-upload-1" and created.ip == "127.0.0.1"
+
+
+async def test_an_event_whose_transaction_commits_after_a_later_one_is_not_skipped(integrator, database_url):
+    async with aiopg.connect(database_url) as first, aiopg.connect(database_url) as second:
+        async with first.cursor() as a, second.cursor() as b:
+            await a.execute("BEGIN")
+            early = await record(a, "test.happened", data={"n": 1})  # the lower id, still uncommitted
+            await b.execute("BEGIN")
+            late = await record(b, "test.happened", data={"n": 2})
+            await b.execute("COMMIT")  # the higher id commits first...
+            await integrator.wait_for(lambda got: late in [e.id for e in got])
+            assert early < late and early not in [e.id for e in integrator.received]
+            await a.execute("COMMIT")  # ...and the lower one later: it still arrives
+    await integrator.wait_for(lambda got: early in [e.id for e in got])
+    assert [e.id for e in integrator.received if e.type == "test.happened"] == [late, early]
+
+
+async def test_a_failing_handler_is_retried_then_parked_then_requeued(integrator, sign_in, database_url):
+    from portal_core.keys import POOL
+    from portal_core.outbox import retry_parked
+
+    integrator.fail_types.add("token.created")
+    browser = await sign_in("ada@example.com", on=integrator.client)
+    response = await browser.request("POST", "/api/tokens", json={"name": "ci"})
+    assert response.status == 201  # the plugin's failure never reaches the request
+
+    async def parked():
+        for _ in range(200):
+            rows = run_sql(database_url, "SELECT attempts, last_error, parked_at IS NOT NULL FROM event_deliveries")
+            if rows and rows[0][2]:
+                return rows
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"never parked: {rows}")
+
+    assert await parked() == [(3, "RuntimeError: refusing token.created on purpose", True)]
+    # Other events kept flowing meanwhile.
+    assert "user.signed_in" in [e.type for e in integrator.received]
+    integrator.fail_types.clear()
+    pool = integrator.client.server.app[POOL]
+    assert await retry_parked(pool, "someone_else") == 0
+    assert await retry_parked(pool, "integrator") == 1
+    await integrator.wait_for(lambda got: "token.created" in [e.type for e in got])
+    for _ in range(100):  # the delivered row is deleted just after the handler returns
+        if run_sql(database_url, "SELECT count(*) FROM event_deliveries") == [(0,)]:
+            break
+        await asyncio.sleep(0.05)
+    assert run_sql(database_url, "SELECT count(*) FROM event_deliveries") == [(0,)]
+
+
+async def test_a_refused_upload_is_422_and_nothing_is_stored(integrator, sign_in, database_url, tmp_path):
+    browser = await sign_in("ada@example.com", on=integrator.client)
+    response = await browser.upload(b"MZ" + b"\0" * 1000, "setup.exe")
+    assert response.status == 422
+    assert (await response.json())["error"] == {"code": "upload_refused", "message": "executables are not accepted here"}
+    # Refused by its magic bytes whatever its name: the plugin saw the file's first 4 KiB before storage.
+    disguised = b"MZ" + bytes(range(256)) * 40
+    response = await browser.upload(disguised, "holiday.jpg")
+    assert response.status == 422
+    assert integrator.checked[-1] == ("holiday.jpg", None, disguised[:4096])
+    assert run_sql(database_url, "SELECT count(*) FROM artifacts") == [(0,)]
+    stored = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    assert stored == []
+
+
+async def test_limits_nav_and_static_hooks(integrator, sign_in):
+    big = await sign_in("big@example.com", on=integrator.client)
+    small = await sign_in("small@example.com", on=integrator.client)
+    big_me = await (await big.request("GET", "/api/me")).json()
+    small_me = await (await small.request("GET", "/api/me")).json()
+    assert big_me["plan"]["limits"]["quota"] == 3 * small_me["plan"]["limits"]["quota"]
+    # Off-site links are dropped; same-origin ones reach the header.
+    assert small_me["nav"] == [{"label": "Reports", "href": "/reports"}]
+    response = await integrator.client.get("/plugins/integrator/report.js")
+    assert response.status == 200 and await response.text() == "console.log('report');\n"
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert (await integrator.client.get("/plugins/integrator/missing.js")).status == 404
+    again = await integrator.client.get("/plugins/integrator/report.js", headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status == 304
