@@ -23,6 +23,7 @@ from .metrics import Metrics
 from .plugins import make_plugin_manager
 from .settings import Config
 from .web.assets import load_assets
+from .web.health import Lifecycle
 from .web.middleware import add_headers, content_security_policy, portal_middleware, security_headers
 from .web.routes import core_routes
 from .web.sessions import purge_expired
@@ -46,6 +47,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     app[keys.METRICS] = Metrics()
     app[keys.ASSETS] = load_assets(config.core.dev_mode)
     app[keys.HEALTH_CACHE] = {}
+    app[keys.LIFECYCLE] = Lifecycle()
     app[keys.SECURITY_HEADERS] = security_headers(content_security_policy(""))
     app.add_routes(core_routes())
     for routes in pm.hook.portal_routes(config=config):

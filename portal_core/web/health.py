@@ -1,19 +1,49 @@
-"""GET /health (polled every few seconds: cheap) and GET /metrics."""
+"""Health and metrics: GET /health/live, /health/ready (= /health) and /metrics.
+
+- ``/health/live`` answers while the event loop does. It never asks the database: a database outage must
+  not make an orchestrator restart every replica at once (restarting cannot fix the database).
+- ``/health/ready`` (and ``/health``, its older name) asks the database and the selected services. 503 when
+  the database is unreachable or the process is shutting down (so a load balancer moves away before the
+  listener closes); a service that is down leaves the rest of the portal useful: 200 ``degraded``.
+- Anonymous callers see only the overall status and each dependency's status. Error text, paths, bucket
+  names and provider answers are internals, shown only with the operators' bearer token (``OPS_TOKEN``),
+  which ``/metrics`` always needs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 
+import attrs
 from aiohttp import web
 
 from .. import keys
 from ..interfaces import Health
+from .errors import json_error
 
 CHECK_TIMEOUT = 3.0
 # Service checks (remote calls) are reused for a few seconds; the database is asked every time.
 SERVICE_CACHE_SECONDS = 5.0
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@attrs.define
+class Lifecycle:
+    """Where the process is in its life; ``draining`` turns readiness off once SIGTERM arrives."""
+
+    draining: bool = False
+
+
+def is_operator(request: web.Request) -> bool:
+    """Whether the request carries ``Authorization: Bearer <OPS_TOKEN>`` (never true when OPS_TOKEN is unset)."""
+    expected = request.app[keys.CONFIG].core.ops_token
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if not expected or scheme.lower() != "bearer":
+        return False
+    # Bytes, so a header with non-ASCII characters is simply wrong, never a TypeError from compare_digest.
+    return hmac.compare_digest(presented.strip().encode("utf-8", "surrogateescape"), expected.encode())
 
 
 async def _database(app: web.Application) -> Health:
@@ -47,25 +77,38 @@ async def service_checks(app: web.Application) -> dict[str, Health]:
     return cache["checks"]
 
 
-async def health(request: web.Request) -> web.Response:
+async def live(request: web.Request) -> web.Response:
+    # Answering at all is the check: a blocked or dead event loop cannot.
+    return web.json_response({"status": "ok"}, headers=NO_STORE)
+
+
+async def ready(request: web.Request) -> web.Response:
     app = request.app
     database, services = await asyncio.gather(_database(app), service_checks(app))
     checks = {"database": database, **services}
     # Only the database takes the pod out of rotation: without it nothing works. A service that is
     # down or degraded leaves the rest of the portal useful, so it is reported, not fatal.
-    if database.status != "ok":
+    if app[keys.LIFECYCLE].draining:
+        status, code = "draining", 503
+    elif database.status != "ok":
         status, code = "down", 503
     elif any(h.status != "ok" for h in services.values()):
         status, code = "degraded", 200
     else:
         status, code = "ok", 200
+    detailed = is_operator(request)
     body = {"status": status,
-            "checks": {name: {"status": h.status, **({"detail": h.detail} if h.detail else {})}
+            "checks": {name: {"status": h.status, **({"detail": h.detail} if h.detail and detailed else {})}
                        for name, h in checks.items()}}
-    return web.json_response(body, status=code, headers={"Cache-Control": "no-store"})
+    return web.json_response(body, status=code, headers=NO_STORE)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    # The exposition format's own media type, so a scraper never has to guess the version.
-    return web.Response(body=request.app[keys.METRICS].render().encode(),
-                        headers={"Content-Type": PROMETHEUS_TEXT, "Cache-Control": "no-store"})
+    if not request.app[keys.CONFIG].core.ops_token:
+        return json_error(403, "metrics_closed", "/metrics is closed: set OPS_TOKEN and scrape with that bearer token")
+    if not is_operator(request):
+        return json_error(401, "unauthenticated", "/metrics needs the operators' bearer token (OPS_TOKEN)",
+                          **{"WWW-Authenticate": 'Bearer realm="portal-ops"'})
+    body, content_type = request.app[keys.METRICS].render(request.headers.get("Accept", ""))
+    # Content-Type is set whole (the exposition format's own media type), so a scraper never has to guess.
+    return web.Response(body=body, headers={"Content-Type": content_type, **NO_STORE})
