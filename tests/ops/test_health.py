@@ -122,3 +122,17 @@ def test_a_short_ops_token_is_refused_at_start_without_printing_it(tmp_path) -> 
     assert result.returncode == 78
     assert "OPS_TOKEN: must be at least 16 characters" in result.stderr
     assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_smoke_names_the_failing_check_only_with_the_token(broken_storage_portal, closed_port) -> None:
+    def smoke(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(PORTAL_BIN), "smoke", "--base-url", broken_storage_portal.url, "--token",
+                               "pt_unused", *extra], capture_output=True, text=True, timeout=60,
+                              env={k: v for k, v in os.environ.items() if k != "OPS_TOKEN"})
+
+    anonymous, operator = smoke(), smoke("--ops-token", OPS_TOKEN)
+    assert anonymous.returncode == 1 and operator.returncode == 1
+    health = [line for line in anonymous.stdout.splitlines() if "health" in line][0]
+    assert "FAIL" in health and "storage down" in health and str(closed_port) not in anonymous.stdout
+    health = [line for line in operator.stdout.splitlines() if "health" in line][0]
+    assert "FAIL" in health and "storage down (" in health, operator.stdout
