@@ -23,7 +23,7 @@ from .metrics import Metrics
 from .plugins import make_plugin_manager
 from .settings import Config
 from .web.assets import load_assets
-from .web.health import Lifecycle
+from .web.health import Lifecycle, stop_refresh
 from .web.middleware import add_headers, content_security_policy, portal_middleware, security_headers
 from .web.routes import core_routes
 from .web.sessions import purge_expired
@@ -53,6 +53,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     for routes in pm.hook.portal_routes(config=config):
         app.add_routes(routes or [])
     app.on_response_prepare.append(add_headers)
+    app.on_cleanup.append(stop_refresh)
     app.cleanup_ctx.extend([_pool, _schema, _services, _housekeeping, _startup_hooks])
     if config.core.dev_mode:
         log.warning("DEV_MODE is on: development sign-in, storage and billing may be selected. "

@@ -24,7 +24,8 @@ from ..interfaces import Health
 from .errors import json_error
 
 CHECK_TIMEOUT = 3.0
-# Service checks (remote calls) are reused for a few seconds; the database is asked every time.
+# Service checks (remote calls) are reused for a few seconds and refreshed in the background, so a slow
+# provider never makes a readiness probe time out; the database is asked every time.
 SERVICE_CACHE_SECONDS = 5.0
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -65,16 +66,37 @@ async def _service(service) -> Health:
         return Health.down(f"health check failed: {type(exc).__name__}: {exc}")
 
 
-async def service_checks(app: web.Application) -> dict[str, Health]:
+async def _refresh(app: web.Application) -> None:
     cache = app[keys.HEALTH_CACHE]
-    now = time.monotonic()
-    if cache.get("at", -1e9) + SERVICE_CACHE_SECONDS < now:
-        names = ("auth", "storage", "billing")
-        services = (app[keys.AUTH], app[keys.STORAGE], app[keys.BILLING])
-        results = await asyncio.gather(*(_service(s) for s in services))
-        cache["checks"] = dict(zip(names, results))
-        cache["at"] = now
+    names = ("auth", "storage", "billing")
+    services = (app[keys.AUTH], app[keys.STORAGE], app[keys.BILLING])
+    results = await asyncio.gather(*(_service(s) for s in services))
+    cache["checks"] = dict(zip(names, results))
+    cache["at"] = time.monotonic()
+
+
+async def service_checks(app: web.Application) -> dict[str, Health]:
+    """The services' health: at most SERVICE_CACHE_SECONDS old, plus the time one refresh takes.
+
+    Only the very first call waits for the services; later ones answer from the cache at once and start
+    one refresh in the background when it is stale.
+    """
+    cache = app[keys.HEALTH_CACHE]
+    running = cache.get("refresh")
+    if running is None or running.done():
+        if cache.get("at", -1e9) + SERVICE_CACHE_SECONDS < time.monotonic():
+            running = cache["refresh"] = asyncio.ensure_future(_refresh(app))
+    if "checks" not in cache:
+        await asyncio.shield(running)  # shielded: a client hanging up must not cancel everyone's refresh
     return cache["checks"]
+
+
+async def stop_refresh(app: web.Application) -> None:
+    """on_cleanup: a refresh still running when the app stops is cancelled, not left pending."""
+    running = app[keys.HEALTH_CACHE].get("refresh")
+    if running is not None and not running.done():
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 async def live(request: web.Request) -> web.Response:
@@ -84,13 +106,14 @@ async def live(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     app = request.app
+    if app[keys.LIFECYCLE].draining:
+        # Shutting down: out of rotation whatever the dependencies say, answered without asking them.
+        return web.json_response({"status": "draining"}, status=503, headers=NO_STORE)
     database, services = await asyncio.gather(_database(app), service_checks(app))
     checks = {"database": database, **services}
     # Only the database takes the pod out of rotation: without it nothing works. A service that is
     # down or degraded leaves the rest of the portal useful, so it is reported, not fatal.
-    if app[keys.LIFECYCLE].draining:
-        status, code = "draining", 503
-    elif database.status != "ok":
+    if database.status != "ok":
         status, code = "down", 503
     elif any(h.status != "ok" for h in services.values()):
         status, code = "degraded", 200

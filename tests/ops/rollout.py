@@ -131,7 +131,7 @@ class HAProxy:
 global
     maxconn 2000
     stats socket {self.socket_path} mode 600 level admin
-    log stdout format raw local0 err
+    log stdout format raw local0 notice
 
 defaults
     mode http
@@ -151,9 +151,11 @@ frontend web
 
 backend portal
     balance roundrobin
+    # Like the manifests' readinessProbe (which allows 4 s and 2 failures), but quicker, to keep the test short.
     option httpchk GET /health/ready
     http-check expect status 200
-    default-server check inter 200ms fall 1 rise 1
+    timeout check 1s
+    default-server check inter 250ms fall 2 rise 1
 {servers}
 """)
         self.process: subprocess.Popen | None = None
@@ -167,6 +169,10 @@ backend portal
             if self.process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"haproxy did not start:\n{self.log_path.read_text(errors='replace')}", pytrace=False)
             time.sleep(0.05)
+
+    def log(self) -> str:
+        """What HAProxy said: servers going up and down, and why."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

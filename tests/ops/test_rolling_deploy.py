@@ -153,7 +153,7 @@ async def test_rolling_deploy_and_rollback_under_traffic_lose_nothing(empty_data
     ports = [free_port() for _ in range(SLOTS)]
     lb = HAProxy(tmp_path, ports, free_port())
     env = {"STORAGE_BACKEND": "r2", **r2_env(moto_endpoint, s3_bucket), "APP_BASE_URL": lb.url,
-           "SHUTDOWN_DELAY_SECONDS": "1", "SHUTDOWN_GRACE_SECONDS": "20",
+           "SHUTDOWN_DELAY_SECONDS": "2", "SHUTDOWN_GRACE_SECONDS": "20",
            "R2_MULTIPART_THRESHOLD": "5MiB", "R2_PART_SIZE": "5MiB"}
     running: dict[int, PortalProcess] = {}
     stopped: list[PortalProcess] = []
@@ -238,11 +238,13 @@ async def test_rolling_deploy_and_rollback_under_traffic_lose_nothing(empty_data
           f"{ {what: round(s * 1000) for what, s in sorted(traffic.longest.items())} }; requests served by slot "
           f"(s0-s2 current build, s3-s5 next): {[int(servers[f's{i}']['stot']) for i in range(SLOTS)]}")
 
-    assert traffic.failures == [], f"{len(traffic.failures)} failed requests: {traffic.failures[:20]}"
+    assert traffic.failures == [], \
+        f"{len(traffic.failures)} failed requests: {traffic.failures[:20]}\nhaproxy:\n{lb.log()[-4000:]}"
     assert all(traffic.counts[what] > 0 for what in ("upload", "download", "sign-in", "listing (token)"))
     # The portal handled the drain itself: HAProxy never met a refused connection or a cut answer.
     for name, row in servers.items():
-        assert [int(row[k] or 0) for k in ("wretr", "wredis", "eresp", "econ")] == [0, 0, 0, 0], (name, row)
+        assert [int(row[k] or 0) for k in ("wretr", "wredis", "eresp", "econ")] == [0, 0, 0, 0], \
+            f"{name}: {row}\nhaproxy:\n{lb.log()[-4000:]}"
     assert all(int(servers[f"s{i}"]["stot"]) > 0 for i in range(3, 6)), "the next build must have served traffic"
     for text in logs.values():
         assert "Traceback" not in text and "ERROR" not in text, text[-3000:]
