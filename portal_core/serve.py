@@ -7,7 +7,7 @@ body is still arriving can never finish, however long the grace. Here the order 
    balancers and Kubernetes' endpoints stop sending new requests here before anything is refused;
 1. stop listening (new connections are refused, so the load balancer moves on);
 2. let the requests in flight finish, reading their bodies to the end, for up to ``grace`` seconds
-   (answers sent meanwhile say ``Connection: close``); a second signal ends the wait at once;
+   (answers sent meanwhile say ``Connection: close``); a further signal ends a wait at once;
 3. cancel whatever is still running, then run the app's cleanup: hooks, services' clients, the pool.
 """
 
