@@ -8,13 +8,23 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
+# Reproducible: every dependency comes from the locks, each file checked against its sha256 (scripts/lock
+# writes them from pyproject.toml). This layer is reused until a lock changes.
+COPY requirements.lock requirements-build.lock ./
+RUN python3 -m venv /opt/portal \
+    && /opt/portal/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock \
+    && python3 -m venv /opt/build \
+    && /opt/build/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements-build.lock
 COPY pyproject.toml README.md schema.sql ./
 COPY assets ./assets
 COPY portal_core ./portal_core
 COPY plugins ./plugins
+# The portal's own wheel, built with the locked backend (no unpinned setuptools fetched), installed with
+# --no-deps: a dependency missing from the lock fails `pip check` here instead of being fetched unpinned.
 # A regular (non-editable) install: the wheel carries schema.sql and assets/, so the image never needs /src.
-RUN python3 -m venv /opt/portal \
-    && /opt/portal/bin/pip install --no-cache-dir ./ \
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /tmp/dist ./ \
+    && /opt/portal/bin/pip install --no-cache-dir --no-deps /tmp/dist/portal-*.whl \
+    && /opt/portal/bin/pip check \
     && /opt/portal/bin/portal --version
 
 # ---- runtime: the venv only, run as an unprivileged user ------------------------------------------

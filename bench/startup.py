@@ -25,6 +25,7 @@ BUDGET = 1.2
 SCHEMA_BUDGET_MS = 50
 HEAVY = ("stripe", "aiobotocore", "botocore", "authlib", "joserfc")
 POLL = 0.002  # seconds between /health attempts
+OPS_TOKEN = "bench-ops-token-0123456789"  # /metrics answers only the operators' bearer token
 
 
 def healthy(port: int) -> bool:
@@ -51,6 +52,8 @@ def install_portal(log) -> None:
         subprocess.run([sys.executable, "-m", "venv", str(INSTALLED)], check=True)
         subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", str(ROOT)], check=True)
     else:
+        # Dependencies added since the venv was made come first; then the portal itself, always afresh.
+        subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", str(ROOT)], check=True)
         subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(ROOT)],
                        check=True)
     log(f"  installed the current tree into {INSTALLED} (a regular install, as the image has it)")
@@ -60,7 +63,7 @@ def time_portal(database_url: str, env: dict[str, str] | None = None):
     """Seconds from exec to /health 200, CPU seconds the portal used until then, and the (still running)
     portal; the caller stops it."""
     started = time.perf_counter()
-    portal = start_portal(database_url, {"LOG_LEVEL": "INFO", **(env or {})}, wait=False,
+    portal = start_portal(database_url, {"LOG_LEVEL": "INFO", "OPS_TOKEN": OPS_TOKEN, **(env or {})}, wait=False,
                           portal_bin=INSTALLED / "bin" / "portal")
     deadline = started + 60
     while not healthy(portal.port):
@@ -91,7 +94,8 @@ def time_imports(statement: str = FLOOR) -> tuple[float, float]:
 def schema_figures(portal) -> tuple[float, float]:
     """(ms from the log line, ms from /metrics) of this start's schema apply."""
     logged = re.search(r"schema \w+ applied in (\d+) ms", portal.log())
-    with urllib.request.urlopen(portal.url + "/metrics", timeout=5) as response:
+    request = urllib.request.Request(portal.url + "/metrics", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
         metrics = response.read().decode()
     exposed = re.search(r"^portal_schema_apply_seconds (\S+)$", metrics, re.MULTILINE)
     if logged is None or exposed is None:

@@ -26,6 +26,7 @@ from .plugins import make_plugin_manager, trace_hook_calls
 from .settings import Config
 from .web.assets import load_assets
 from .web.plugin_static import load_plugin_static, plugin_static_routes
+from .web.health import Lifecycle, stop_refresh
 from .web.middleware import add_headers, content_security_policy, portal_middleware, security_headers
 from .web.routes import core_routes
 
@@ -50,6 +51,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     app[keys.ASSETS] = load_assets(config.core.dev_mode)
     app[keys.HEALTH_CACHE] = {}
     app[keys.OPENAPI] = {}
+    app[keys.LIFECYCLE] = Lifecycle()
     app[keys.SECURITY_HEADERS] = security_headers(content_security_policy(""))
     app[keys.PLUGIN_STATIC] = load_plugin_static(pm, config)
     app[keys.OUTBOX] = Outbox(app, consumers_of(pm), OutboxSettings(
@@ -60,6 +62,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     for routes in pm.hook.portal_routes(config=config):
         app.add_routes(routes or [])
     app.on_response_prepare.append(add_headers)
+    app.on_cleanup.append(stop_refresh)
     app.cleanup_ctx.extend([_pool, _schema, _services, housekeeping, _startup_hooks, _outbox])
     if config.core.dev_mode:
         log.warning("DEV_MODE is on: development sign-in, storage and billing may be selected. "

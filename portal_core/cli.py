@@ -71,7 +71,8 @@ def cmd_serve(args) -> int:
         log.info("portal %s listening on http://%s:%s (public URL %s)", __version__, core.host, core.port, core.app_base_url)
         try:
             # Not web.run_app: its shutdown stops reading request bodies, so uploads in flight could never finish.
-            serve(app, host=core.host, port=core.port, grace=core.shutdown_grace_seconds)
+            serve(app, host=core.host, port=core.port, grace=core.shutdown_grace_seconds,
+                  delay=core.shutdown_delay_seconds)
         except DatabaseUnavailable as exc:
             log.error("%s", exc)
             print(f"portal: {exc}", file=sys.stderr)
@@ -183,17 +184,32 @@ def cmd_healthcheck(args) -> int:
     # A wildcard bind is reachable on loopback; a specific address only on itself.
     host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "127.0.0.1") else (f"[{host}]" if ":" in host else host)
     url = args.url or f"http://{host}:{port}/health"
+    # With the operators' token (the container has OPS_TOKEN in its environment) the answer names what is wrong.
+    token = env.get("OPS_TOKEN", "").strip()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
             body = json.loads(response.read() or b"{}")
-            print(f"{response.status} {body.get('status', '?')}")
+            print(f"{response.status} {body.get('status', '?')}{_not_ok(body)}")
             return 0 if response.status == 200 else 1
     except urllib.error.HTTPError as exc:
-        print(f"{exc.code} {exc.read()[:300].decode(errors='replace')}")
+        try:
+            body = json.loads(exc.read() or b"{}")
+            print(f"{exc.code} {body.get('status', '?')}{_not_ok(body)}")
+        except ValueError:
+            print(f"{exc.code} (not a health answer)")
         return 1
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"unreachable: {url}: {exc}")
         return 1
+
+
+def _not_ok(body: dict) -> str:
+    """": storage down (detail), ..." for the checks that are not ok; details only when the portal gave them."""
+    checks = body.get("checks") if isinstance(body.get("checks"), dict) else {}
+    bad = [f"{name} {check.get('status')}" + (f" ({check['detail']})" if check.get("detail") else "")
+           for name, check in checks.items() if isinstance(check, dict) and check.get("status") != "ok"]
+    return ": " + ", ".join(bad) if bad else ""
 
 
 def cmd_smoke(args) -> int:
@@ -225,6 +241,8 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     smoke.add_argument("--base-url", required=True, help="the portal's public URL, e.g. https://portal.example.com")
     smoke.add_argument("--token", help="an API token of a test account (default: $PORTAL_SMOKE_TOKEN)")
     smoke.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    smoke.add_argument("--ops-token", help="the operators' OPS_TOKEN, so a failing health check is named with its "
+                                           "detail (default: $OPS_TOKEN)")
     smoke.set_defaults(func=cmd_smoke)
     add_events_commands(sub)
     if pm is not None:

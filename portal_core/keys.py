@@ -20,6 +20,7 @@ BILLING = web.AppKey("billing", "Billing")
 METRICS = web.AppKey("metrics", Any)  # portal_core.metrics.Metrics
 ASSETS = web.AppKey("assets", Any)  # portal_core.web.assets.Assets
 HEALTH_CACHE = web.AppKey("health_cache", Any)
+LIFECYCLE = web.AppKey("lifecycle", Any)  # portal_core.web.health.Lifecycle: draining after SIGTERM
 SECURITY_HEADERS = web.AppKey("security_headers", dict)
 OUTBOX = web.AppKey("outbox", Any)  # portal_core.outbox.Outbox
 PLUGIN_STATIC = web.AppKey("plugin_static", dict)  # plugin name -> portal_core.web.assets.Assets

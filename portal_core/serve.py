@@ -3,9 +3,11 @@
 aiohttp's own run_app stops reading from every connection as soon as it shuts down, so an upload whose
 body is still arriving can never finish, however long the grace. Here the order is:
 
+0. turn readiness off (/health/ready answers 503) and keep serving for ``delay`` seconds, so load
+   balancers and Kubernetes' endpoints stop sending new requests here before anything is refused;
 1. stop listening (new connections are refused, so the load balancer moves on);
 2. let the requests in flight finish, reading their bodies to the end, for up to ``grace`` seconds
-   (answers sent meanwhile say ``Connection: close``); a second signal ends the wait at once;
+   (answers sent meanwhile say ``Connection: close``); a further signal ends a wait at once;
 3. cancel whatever is still running, then run the app's cleanup: hooks, services' clients, the pool.
 """
 
@@ -16,6 +18,8 @@ import logging
 import signal
 
 from aiohttp import web
+
+from . import keys
 
 log = logging.getLogger("portal")
 
@@ -47,7 +51,7 @@ class InFlight:
                 self.idle.set()
 
 
-async def _serve(app: web.Application, host: str, port: int, grace: float) -> None:
+async def _serve(app: web.Application, host: str, port: int, grace: float, delay: float) -> None:
     in_flight = InFlight()
     app.middlewares.append(in_flight.middleware)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=CANCEL_SECONDS)
@@ -60,6 +64,14 @@ async def _serve(app: web.Application, host: str, port: int, grace: float) -> No
         site = web.TCPSite(runner, host, port)
         await site.start()
         received = await signals.get()
+        app[keys.LIFECYCLE].draining = True
+        if delay > 0:
+            log.info("%s: /health/ready now answers 503; serving on for %gs so load balancers move away",
+                     signal.Signals(received).name, delay)
+            try:
+                await asyncio.wait_for(signals.get(), delay)  # a second signal skips the rest of the delay
+            except asyncio.TimeoutError:
+                pass
         await site.stop()
         in_flight.draining = True
         log.info("%s: no longer accepting connections; %d request(s) in flight get up to %gs to finish",
@@ -79,9 +91,10 @@ async def _serve(app: web.Application, host: str, port: int, grace: float) -> No
     log.info("shutdown complete")
 
 
-def serve(app: web.Application, *, host: str, port: int, grace: float) -> None:
-    """Run ``app`` on host:port until SIGTERM or SIGINT, then drain for up to ``grace`` seconds and clean up.
+def serve(app: web.Application, *, host: str, port: int, grace: float, delay: float = 0) -> None:
+    """Run ``app`` on host:port until SIGTERM or SIGINT; then answer not-ready for ``delay`` seconds, stop
+    listening, drain for up to ``grace`` seconds and clean up.
 
     Exceptions from startup (e.g. the database being unreachable) propagate to the caller after cleanup.
     """
-    asyncio.run(_serve(app, host, port, grace))
+    asyncio.run(_serve(app, host, port, grace, delay))

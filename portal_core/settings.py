@@ -47,6 +47,15 @@ def _positive(value: int) -> str | None:
     return None if value > 0 else "must be greater than zero"
 
 
+def _not_negative(value: int) -> str | None:
+    return None if value >= 0 else "must be zero or more"
+
+
+def _long_token(value: str) -> str | None:
+    # A short token could be guessed by whoever can reach /metrics; `openssl rand -hex 32` makes a good one.
+    return None if len(value) >= 16 else "must be at least 16 characters (e.g. openssl rand -hex 32)"
+
+
 def _plan_limits(values: dict[str, str]) -> str | None:
     for key, raw in values.items():
         if not (key.endswith("_max_file") or key.endswith("_quota")):
@@ -110,6 +119,13 @@ class CoreSettings:
                                             hint="seconds a portal_event handler may take before it counts as failed")
     trace_hooks: bool = setting("PORTAL_TRACE_HOOKS", default=False,
                                 hint="true logs every hook call with its plugins, duration and outcome")
+    shutdown_delay_seconds: int = setting(
+        "SHUTDOWN_DELAY_SECONDS", default=0, check=_not_negative,
+        hint="seconds to keep serving after SIGTERM while /health/ready answers 503, so load balancers stop "
+             "sending new requests before the listener closes (Kubernetes: 5)")
+    ops_token: str | None = setting(
+        "OPS_TOKEN", default=None, secret=True, check=_long_token,
+        hint="bearer token for operators: /metrics and the details of /health (unset: /metrics is closed)")
     plan_limits: dict[str, str] = setting("PLAN_", prefix=True, check=_plan_limits,
                                           hint="PLAN_<NAME>_MAX_FILE and PLAN_<NAME>_QUOTA, e.g. PLAN_FREE_QUOTA=1GiB")
 

@@ -3,7 +3,8 @@
 Steps, in order, each printed with its outcome and time; the first failure stops the run (exit 1)
 after removing the artifact the run created, if any:
 
-  health     GET /health answers 200 with status "ok"
+  health     GET /health answers 200 with status "ok" (with the operators' OPS_TOKEN, if given, a failing
+             check is named with its detail)
   sign-in    GET /auth/login redirects to the identity provider with PKCE (code_challenge,
              code_challenge_method=S256) and state, and the provider accepts that request; in DEV_MODE
              the development sign-in form at /dev/login stands in for the provider, and the step says so
@@ -114,14 +115,17 @@ def _multipart(filename: str, content: bytes) -> tuple[bytes, str]:
 class Smoke:
     """The steps; state (the artifact id, the bytes) passes from one to the next."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, ops_token: str = "") -> None:
         self.client = client
+        self.ops_token = ops_token
         self.content = secrets.token_bytes(SMOKE_FILE_SIZE)
         self.filename = f"portal-smoke-{secrets.token_hex(4)}.bin"
         self.artifact_id: str | None = None
 
     def health(self) -> str:
-        answer = self.client.request("GET", "/health")
+        # The operators' token only goes to /health: anonymously it shows statuses, with it the details.
+        headers = {"Authorization": f"Bearer {self.ops_token}"} if self.ops_token else {}
+        answer = self.client.request("GET", "/health", headers=headers)
         body = answer.json()
         checks = ", ".join(f"{name} {check.get('status')}" + (f" ({check['detail']})" if check.get("status") != "ok"
                            and check.get("detail") else "") for name, check in body.get("checks", {}).items())
@@ -232,9 +236,9 @@ class Smoke:
         return f"could not delete artifact {self.artifact_id}: {_error_of(answer)}"
 
 
-def run(base_url: str, token: str, *, timeout: float = 30.0, out: TextIO = sys.stdout) -> int:
+def run(base_url: str, token: str, *, timeout: float = 30.0, out: TextIO = sys.stdout, ops_token: str = "") -> int:
     """Run every step against ``base_url``; 0 when all passed, 1 at the first failure."""
-    smoke = Smoke(Client(base_url, token, timeout))
+    smoke = Smoke(Client(base_url, token, timeout), ops_token)
     steps: list[tuple[str, Callable[[], str]]] = [
         ("health", smoke.health), ("sign-in", smoke.sign_in), ("upload", smoke.upload),
         ("list", smoke.list), ("download", smoke.download), ("delete", smoke.delete)]
@@ -271,4 +275,5 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         print("portal smoke: an API token is needed: --token TOKEN or PORTAL_SMOKE_TOKEN "
               "(create one on the portal's API tokens page)", file=sys.stderr)
         return EX_USAGE
-    return run(base, token.strip(), timeout=args.timeout)
+    ops_token = (args.ops_token or os.environ.get("OPS_TOKEN", "")).strip()
+    return run(base, token.strip(), timeout=args.timeout, ops_token=ops_token)

@@ -35,7 +35,7 @@ def security_headers(csp: str) -> dict[str, str]:
 
 
 def is_api(path: str) -> bool:
-    return path.startswith(("/api/", "/webhooks/")) or path in ("/health", "/metrics")
+    return path.startswith(("/api/", "/webhooks/", "/health/")) or path in ("/health", "/metrics")
 
 
 async def add_headers(request: web.Request, response: web.StreamResponse) -> None:

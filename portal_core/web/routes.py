@@ -10,7 +10,9 @@ from . import account, artifacts, assets, auth, health, tokens, upload
 
 def core_routes() -> list[web.AbstractRouteDef]:
     return [
-        web.get("/health", health.health),
+        web.get("/health", health.ready),
+        web.get("/health/ready", health.ready),
+        web.get("/health/live", health.live),
         web.get("/metrics", health.metrics),
         web.get("/auth/login", auth.login),
         web.get("/auth/callback", auth.callback),

@@ -19,9 +19,12 @@ from tests.support.portal import PORTAL_BIN
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "operations.md"
 NOT_RUN = "# not run by the tests: no Docker engine here"
+NO_CLUSTER = "# not run by the tests: no Kubernetes cluster here"
 # Commands too long to run inline, and the test that runs them with the same arguments.
 ELSEWHERE = {
     "scripts/build-image --local-base --tag portal:latest": (REPO / "tests/ops/test_image.py", '"--local-base"'),
+    "kubectl kustomize deploy/kubernetes/overlays/production": (REPO / "tests/ops/test_kubernetes.py",
+                                                                '"kustomize", str(DEPLOY / "overlays" / overlay)'),
 }
 RUN_HERE = ("portal ", "cp ")
 
@@ -46,10 +49,16 @@ def test_every_documented_command_is_exercised() -> None:
         if command.startswith("docker "):
             assert command.endswith(NOT_RUN), f"{command!r} must say it is not run here"
             continue
+        if command.endswith(NO_CLUSTER):
+            assert command.startswith("kubectl "), f"{command!r}: only cluster commands may go unrun"
+            continue
         assert command in ELSEWHERE, f"{command!r} is neither run by test_docs nor mapped to the test that runs it"
         test_file, evidence = ELSEWHERE[command]
         assert evidence in test_file.read_text(), f"{test_file} no longer runs {command!r}"
     assert not [c for c in commands if NOT_RUN in c and not c.startswith("docker ")]
+    # The manifests the unrun cluster commands apply are rendered and validated by test_kubernetes.
+    overlays = {m for c in commands if c.endswith(NO_CLUSTER) for m in re.findall(r"-k (\S+)", c)}
+    assert overlays and all((REPO / o / "kustomization.yaml").is_file() for o in overlays), overlays
 
 
 def test_documented_commands_run_and_succeed(dev_portal, api_token, database_url, tmp_path) -> None:

@@ -18,13 +18,14 @@ from tests.support.db import create_token, create_user
 from tests.support.portal import dev_sign_in, run_portal
 from tests.support.stripe import event_body, signed_headers, stripe_env
 
+OPS_TOKEN = "ops-" + "7" * 28
 IGNORED_EVENT = {"id": "evt_ops_metrics", "object": "event", "type": "invoice.created", "api_version": "2024-06-20",
                  "created": 1700000000, "data": {"object": {"id": "in_ops", "object": "invoice"}}}
 
 
 @pytest.fixture
 def stripe_portal(database_url, stripe_fake, request):
-    env = {"BILLING_BACKEND": "stripe", **stripe_env(stripe_fake), **getattr(request, "param", {})}
+    env = {"BILLING_BACKEND": "stripe", "OPS_TOKEN": OPS_TOKEN, **stripe_env(stripe_fake), **getattr(request, "param", {})}
     with run_portal(database_url, env) as portal:
         yield portal
 
@@ -48,7 +49,7 @@ async def test_metrics_count_requests_latency_bytes_webhooks_and_schema_time(str
         body = event_body(IGNORED_EVENT)
         assert await webhook(http, portal, body, signed_headers(body)) == 200
         assert await webhook(http, portal, body, signed_headers(body, secret="whsec_wrong")) == 400
-        async with http.get(f"{portal.url}/metrics") as response:
+        async with http.get(f"{portal.url}/metrics", headers=bearer(OPS_TOKEN)) as response:
             assert response.status == 200
             assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
             samples = parse(await response.text())
@@ -75,6 +76,11 @@ async def test_metrics_count_requests_latency_bytes_webhooks_and_schema_time(str
     assert value(samples, "portal_webhook_events_total", type="invoice.created", outcome="ignored") == 1
     assert value(samples, "portal_webhook_events_total", type="unknown", outcome="rejected") == 1
     assert value(samples, "portal_schema_apply_seconds") > 0
+    # The process itself, as prometheus_client's collectors see it: CPU, memory, open files, GC.
+    assert value(samples, "process_cpu_seconds_total") > 0
+    assert value(samples, "process_resident_memory_bytes") > 10 * 1024 * 1024
+    assert value(samples, "process_open_fds") >= 3
+    assert value(samples, "python_gc_collections_total", generation="0") >= 0
 
 
 @pytest.mark.parametrize("stripe_portal", [{"LOG_FORMAT": "json"}], indirect=True)

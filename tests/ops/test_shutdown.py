@@ -8,6 +8,8 @@ import asyncio
 import signal
 import socket
 import time
+import urllib.error
+import urllib.request
 
 import aiohttp
 
@@ -94,3 +96,33 @@ async def test_sigterm_cuts_a_request_that_outlasts_the_grace_and_leaves_nothing
     assert not (isinstance(outcome, tuple) and outcome[0] == 201), outcome
     assert run_sql(database_url, "SELECT count(*) FROM artifacts") == [(0,)]
     assert leftovers == [], "a cut upload must not leave a partial file"
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+async def test_sigterm_turns_readiness_off_while_still_serving_for_the_delay(database_url) -> None:
+    # SHUTDOWN_DELAY_SECONDS: load balancers see /health/ready go 503 and move away while the portal still
+    # answers everything (no request refused); a second signal skips the rest of the delay.
+    token = create_token(database_url, create_user(database_url))
+    with run_portal(database_url, {"SHUTDOWN_DELAY_SECONDS": "120"}) as portal:
+        assert status_of(portal.url + "/health/ready") == 200
+        portal.process.send_signal(signal.SIGTERM)
+        await eventually(lambda: status_of(portal.url + "/health/ready") == 503, "readiness turning off")
+        assert status_of(portal.url + "/health/live") == 200
+        request = urllib.request.Request(portal.url + "/api/artifacts", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200, "requests are still served during the delay"
+        assert status_of(portal.url + "/health") == 503
+        assert not refuses_connections(portal.port) and portal.process.poll() is None
+
+        portal.process.send_signal(signal.SIGTERM)
+        returncode = await asyncio.to_thread(portal.process.wait, 30)
+        log = portal.log()
+    assert returncode == 0, log
+    assert "/health/ready now answers 503; serving on for 120s" in log

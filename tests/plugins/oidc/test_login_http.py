@@ -150,8 +150,11 @@ async def test_denied_consent_is_refused_without_a_session(portal, browser, sql)
 async def test_the_portal_starts_while_the_provider_is_down_and_recovers(database_url, browser, sql):
     portal_port, provider_port = free_port(), free_port()
     base = f"http://127.0.0.1:{portal_port}"
-    with run_portal(database_url, oidc_env(f"http://127.0.0.1:{provider_port}"), port=portal_port) as portal:
-        async with browser.get(portal.url + "/health") as response:
+    ops_token = "ops-token-for-this-test-0123456789"
+    env = {**oidc_env(f"http://127.0.0.1:{provider_port}"), "OPS_TOKEN": ops_token}
+    with run_portal(database_url, env, port=portal_port) as portal:
+        # The provider's error text is for operators only: it shows with their bearer token.
+        async with browser.get(portal.url + "/health", headers={"Authorization": f"Bearer {ops_token}"}) as response:
             health = await response.json()
         assert health["checks"]["auth"]["status"] == "degraded"
         assert "identity provider unreachable" in health["checks"]["auth"]["detail"]
