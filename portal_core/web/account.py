@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .. import __version__, keys
 from ..interfaces import ServiceUnavailable, UnknownPlan, WebhookRejected
+from ..plans import FREE
 from .errors import ApiError, bad_request, not_found, unavailable
 from .html import redirect
 from .sessions import authenticate
@@ -41,6 +42,33 @@ async def meta(request: web.Request) -> web.Response:
         "auth_backend": config.selections["auth"].backend.name,
         "billing_plans": list(request.app[keys.BILLING].plans()),
     })
+
+
+async def billing_plans(request: web.Request) -> web.Response:
+    """GET /api/billing/plans: every plan (free first) with its limits and price, for the plan comparison.
+
+    When billing cannot give prices right now the plans still come, with ``price`` null and
+    ``prices_error`` saying why, so the page can compare limits and offer the upgrade anyway.
+    """
+    await authenticate(request)
+    billing = request.app[keys.BILLING]
+    core = request.app[keys.CONFIG].core
+    try:
+        prices, error = await billing.prices(), None
+    except ServiceUnavailable as exc:
+        log.warning("plan prices unavailable: %s", exc)
+        prices, error = {}, f"prices are unavailable right now: {exc}"
+    plans = []
+    for name in (FREE, *billing.plans()):
+        limits = core.limits(name)
+        price = prices.get(name)
+        plans.append({
+            "name": name,
+            "price": None if price is None else {"amount": price.amount, "currency": price.currency,
+                                                 "interval": price.interval, "interval_count": price.interval_count},
+            "limits": {"max_file": limits.max_file, "quota": limits.quota},
+        })
+    return web.json_response({"plans": plans, "prices_error": error})
 
 
 async def checkout(request: web.Request) -> web.Response:
