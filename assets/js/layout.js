@@ -4,9 +4,11 @@
 import { api, ApiError, redirectToLogin, setCsrfToken } from './api.js';
 import { h, notify } from './dom.js';
 
+// The core's nav; portal_core/web/html.py draws the same for server-rendered pages (a browser test
+// compares the two headers).
 const NAV = [
   { href: '/', label: 'Artifacts', id: 'nav-artifacts' },
-  { href: '/account', label: 'API tokens', id: 'nav-account' },
+  { href: '/account', label: 'Account', id: 'nav-account' },
   { href: '/billing', label: 'Billing', id: 'nav-billing' },
 ];
 
@@ -42,11 +44,37 @@ function header(signedIn) {
     const links = NAV.map(({ href, label, id }) =>
       h('li', {}, h('a', { href, id, 'aria-current': href === here ? 'page' : null }, label)));
     bar.append(
-      h('nav', { 'aria-label': 'Main' }, h('ul', {}, links)),
-      h('div', { className: 'header-user' }, h('span', { id: 'user-email', className: 'user-email' }), signOutForm()),
+      h('button', { type: 'button', id: 'menu-toggle', className: 'button menu-toggle', 'aria-expanded': 'false', 'aria-controls': 'site-menu' }, 'Menu'),
+      h(
+        'div',
+        { id: 'site-menu', className: 'site-menu' },
+        h('nav', { 'aria-label': 'Main' }, h('ul', {}, links)),
+        h('div', { className: 'header-user' }, h('span', { id: 'user-email', className: 'user-email' }), signOutForm()),
+      ),
     );
   }
   return h('header', { className: 'site-header', id: 'site-header' }, bar);
+}
+
+/**
+ * The phone-width menu: #menu-toggle shows and hides #site-menu (on wider screens the button is hidden
+ * and the menu always shows). Escape closes it and gives focus back to the button.
+ */
+export function wireMenu() {
+  const toggle = document.getElementById('menu-toggle');
+  const menu = document.getElementById('site-menu');
+  if (!toggle || !menu) return;
+  const set = (open) => {
+    toggle.setAttribute('aria-expanded', String(open));
+    menu.classList.toggle('site-menu-open', open);
+  };
+  toggle.addEventListener('click', () => set(toggle.getAttribute('aria-expanded') !== 'true'));
+  menu.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && toggle.getAttribute('aria-expanded') === 'true') {
+      set(false);
+      toggle.focus();
+    }
+  });
 }
 
 /** Put the banner, header and notice area in place. `signedIn` adds the nav and the sign-out button. */
@@ -58,6 +86,7 @@ export function renderChrome({ signedIn }) {
   if (isDevMode()) top.push(devBanner());
   top.push(header(signedIn));
   document.body.prepend(h('a', { className: 'skip-link', href: '#main' }, 'Skip to content'), ...top);
+  wireMenu();
 }
 
 /**

@@ -31,5 +31,6 @@ def core_routes() -> list[web.AbstractRouteDef]:
         web.get("/billing/success", account.checkout_success),
         web.post("/webhooks/{backend}", account.webhook),
         web.get("/static/{version}/{path:.+}", assets.static_file),
+        web.get("/favicon.ico", assets.favicon),
         *(web.get(path, assets.page) for path in assets.PAGES),
     ]
