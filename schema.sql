@@ -77,3 +77,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS subscriptions_customer_idx ON subscriptions (provider, customer_id)
     WHERE customer_id IS NOT NULL;
+
+-- ---- Files table: sorting by name and by size (customer front end) ------------------------------------
+-- GET /api/artifacts?sort=name|size pages by (key, id) per owner, as the created_at index serves the default.
+CREATE INDEX IF NOT EXISTS artifacts_owner_name_idx ON artifacts (owner_id, lower(name), id);
+CREATE INDEX IF NOT EXISTS artifacts_owner_size_idx ON artifacts (owner_id, size, id);
