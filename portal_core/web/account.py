@@ -25,7 +25,8 @@ async def me(request: web.Request) -> web.Response:
     used, count = await usage(app[keys.POOL], principal.user.id)
     user = principal.user
     return web.json_response({
-        "user": {"id": user.id, "email": user.email, "name": user.name, "is_admin": user.is_admin},
+        "user": {"id": user.id, "email": user.email, "name": user.name, "is_admin": user.is_admin,
+                 "created_at": await member_since(app[keys.POOL], user.id)},
         "plan": {"name": state.name, "status": state.status, "warning": state.warning,
                  "current_period_end": state.current_period_end.isoformat() if state.current_period_end else None,
                  "cancel_at_period_end": state.cancel_at_period_end,
@@ -33,6 +34,14 @@ async def me(request: web.Request) -> web.Response:
         "usage": {"bytes": used, "count": count},
         "csrf_token": principal.session.csrf_token if principal.session else None,
     })
+
+
+async def member_since(pool, user_id: int) -> str | None:
+    """When the user first signed in (ISO 8601), for the account page's profile."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT created_at FROM users WHERE id = %s", (user_id,))
+        row = await cur.fetchone()
+    return row[0].isoformat() if row else None
 
 
 async def meta(request: web.Request) -> web.Response:
