@@ -56,7 +56,7 @@ function showPlans(current, offered) {
     const isCurrent = plan.name === current.name;
     const price = plan.price
       ? h('p', { className: 'plan-price', dataset: { testid: `plan-price-${plan.name}` } }, money(plan.price.amount, plan.price.currency), ' ', h('small', {}, per(plan.price)))
-      : h('p', { className: 'plan-price', dataset: { testid: `plan-price-${plan.name}` } }, plan.name === FREE ? 'Free' : '—');
+      : h('p', { className: 'plan-price', dataset: { testid: `plan-price-${plan.name}` } }, plan.name === FREE ? 'No charge' : '—');
     const heading = h('h3', { id: `plan-${plan.name}-title` }, planLabel(plan.name));
     if (isCurrent) heading.append(h('span', { className: 'current-tag', dataset: { testid: 'current-plan' } }, 'Your plan'));
     const card = h(
