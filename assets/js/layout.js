@@ -38,7 +38,7 @@ function signOutForm() {
 
 function header(signedIn) {
   const here = window.location.pathname;
-  const brand = h('a', { href: '/', className: 'brand' }, h('img', { src: new URL('../img/logo.svg', import.meta.url).href, alt: '', width: 28, height: 28 }), 'Portal');
+  const brand = h('a', { href: '/', className: 'brand' }, h('img', { src: new URL('../img/logo.svg', import.meta.url).pathname, alt: '', width: 28, height: 28 }), 'Portal');
   const bar = h('div', { className: 'header-inner' }, brand);
   if (signedIn) {
     const links = NAV.map(({ href, label, id }) =>
@@ -107,7 +107,7 @@ export async function startSignedInPage() {
     return null;
   }
   setCsrfToken(me.csrf_token);
-  document.getElementById('sign-out-csrf').value = me.csrf_token;
+  document.getElementById('sign-out-csrf').setAttribute('value', me.csrf_token);
   document.getElementById('user-email').textContent = me.user.email;
   document.getElementById('main').removeAttribute('aria-busy');
   for (const section of document.querySelectorAll('[data-needs-user]')) section.hidden = false;

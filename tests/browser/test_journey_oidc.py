@@ -14,7 +14,7 @@ from tests.browser.journey import Person
 from tests.support.oidc import CLIENT_ID, CLIENT_SECRET, running_provider
 from tests.support.portal import free_port, run_portal
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
 # The test provider makes <login>@example.com the email of whoever signs in as <login>.
 ADA = Person(email="ada@example.com", name="ada")
@@ -68,6 +68,7 @@ async def test_oidc_journey_sign_in_upload_sign_out(chromium, oidc_portal):
         # Back on the portal's / signed out, whose script sends the browser on to the sign-in page.
         await page.wait_for_url(re.compile(rf"^{re.escape(portal.url)}/login"))
         await expect(page.get_by_test_id("sign-in")).to_be_visible()
+        await expect(page.get_by_test_id("signed-out")).to_have_text("You have signed out.")
         status = await page.evaluate("fetch('/api/me').then(r => r.status)")
         assert status == 401
         # oidc-provider's built-in login pages link a Google font; that request was aborted like every
