@@ -56,6 +56,25 @@ function header(signedIn) {
   return h('header', { className: 'site-header', id: 'site-header' }, bar);
 }
 
+/** A nav link may only point at a path on this site ("/x"), never elsewhere ("//evil", "https:…"). */
+export function sameOriginPath(href) {
+  return typeof href === 'string' && href.startsWith('/') && !href.startsWith('//') && !href.includes('\\')
+    && !/[\u0000-\u001f]/.test(href);
+}
+
+/** Add the plugins' nav items (GET /api/me's "nav") after the core's, as the server-rendered pages do. */
+function addNavItems(items) {
+  const list = document.querySelector('#site-menu nav ul');
+  if (!list || !Array.isArray(items)) return;
+  const here = window.location.pathname;
+  const seen = new Set(NAV.map(({ href }) => href));
+  for (const item of items) {
+    if (!item || !sameOriginPath(item.href) || typeof item.label !== 'string' || !item.label.trim() || seen.has(item.href)) continue;
+    seen.add(item.href);
+    list.append(h('li', {}, h('a', { href: item.href, 'aria-current': item.href === here ? 'page' : null }, item.label)));
+  }
+}
+
 /**
  * The phone-width menu: #menu-toggle shows and hides #site-menu (on wider screens the button is hidden
  * and the menu always shows). Escape closes it and gives focus back to the button.
@@ -109,6 +128,7 @@ export async function startSignedInPage() {
   setCsrfToken(me.csrf_token);
   document.getElementById('sign-out-csrf').setAttribute('value', me.csrf_token);
   document.getElementById('user-email').textContent = me.user.email;
+  addNavItems(me.nav);
   document.getElementById('main').removeAttribute('aria-busy');
   for (const section of document.querySelectorAll('[data-needs-user]')) section.hidden = false;
   return me;

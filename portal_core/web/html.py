@@ -61,9 +61,31 @@ def _link(href: str, label: str, ident: str, here: str) -> str:
     return f'<li><a href="{escape(href)}"{extra}>{escape(label)}</a></li>'
 
 
+def same_origin_path(href: object) -> bool:
+    """A nav link may only point at a path on this site ("/x"), never elsewhere ("//evil", "https:…")."""
+    return isinstance(href, str) and href.startswith("/") and not href.startswith("//") and "\\" not in href \
+        and not any(ord(ch) < 0x20 for ch in href)
+
+
 def nav_items(request: web.Request, principal: Principal) -> list[tuple[str, str, str]]:
-    """(href, label, element id) for the header: the core's nav."""
-    return list(NAV)
+    """(href, label, element id) for the header: the core's nav, then the plugins' portal_nav_items.
+
+    A plugin's item whose href is not a same-origin path, or that repeats one already shown, is left out.
+    """
+    items = list(NAV)
+    hook = getattr(request.app[keys.PLUGIN_MANAGER].hook, "portal_nav_items", None)
+    if hook is None:
+        return items
+    seen = {href for href, _label, _ident in items}
+    for group in hook(user=principal.user):
+        for item in group or ():
+            href, label = (item.get("href"), item.get("label")) if isinstance(item, dict) else (None, None)
+            if not same_origin_path(href) or not isinstance(label, str) or not label.strip() or href in seen:
+                log.warning("nav item %r left out: it needs a label and a same-origin path as href", item)
+                continue
+            seen.add(href)
+            items.append((href, label, ""))
+    return items
 
 
 def render_page(request: web.Request, title: str, body_html: str, *, status: int = 200,
