@@ -192,3 +192,21 @@ async def test_long_lists_page_with_load_more(chromium, portal, portal_db):
         await expect(page.get_by_test_id("artifact-name").last).to_have_text("file 55")
         await expect(page.get_by_test_id("load-more")).to_be_hidden()
         problems.assert_none()
+
+
+async def test_a_plan_canceled_at_period_end_says_when_it_ends(chromium, portal, portal_db):
+    """After canceling in the billing portal, Pro stays until the period ends, and the page says it will not renew."""
+    me = person("canceled-at-period-end")
+    async with open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(page, portal.url, me, "/billing")
+        run_sql(portal_db,
+                "INSERT INTO subscriptions (user_id, provider, plan, status, current_period_end, cancel_at_period_end) "
+                "SELECT id, 'dev', 'pro', 'active', now() + interval '10 days', true FROM users WHERE email = %s",
+                (me.email,))
+        await page.reload()
+        await expect(page.get_by_test_id("billing-plan")).to_have_text("Pro")
+        await expect(page.get_by_test_id("billing-renewal")).to_contain_text("will not renew")
+        await expect(page.locator("#billing-period-label")).to_have_text("Ends")
+        await expect(page.get_by_test_id("fix-payment")).to_be_hidden()
+        await screenshot(page, "billing-canceled-at-period-end")
+        problems.assert_none()
