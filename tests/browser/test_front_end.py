@@ -144,6 +144,10 @@ async def test_server_pages_and_error_pages_share_the_front_ends_header(chromium
         await expect(page.locator("h1")).to_have_text("Page not found")
         await expect(page.get_by_test_id("error-home")).to_be_visible()
         await screenshot(page, "error-404-signed-out")
+        response = await page.goto(portal.url + "/auth/callback?state=stale")  # no sign-in in progress
+        assert response.status == 400
+        await expect(page.get_by_test_id("sign-in-error")).to_contain_text("no sign-in in progress")
+        await screenshot(page, "sign-in-failed")
 
         await journey.sign_in_dev(page, portal.url, me, "/account")
         account_header = await page.locator("#site-header").evaluate(header)
