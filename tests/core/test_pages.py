@@ -89,3 +89,11 @@ async def test_favicon_is_an_icon(client):
         assert resp.status == 200
         assert resp.content_type == "image/x-icon"
         assert (await resp.read())[:4] == b"\0\0\1\0"  # the ICO header
+
+
+def test_nav_links_from_plugins_must_be_paths_on_this_site():
+    from portal_core.web.html import same_origin_path
+
+    assert same_origin_path("/admin") and same_origin_path("/reports?year=2025")
+    for href in ("//evil.example", "https://evil.example/", "javascript:alert(1)", "/\\evil", "/a\nb", "", None, 7):
+        assert not same_origin_path(href), href
