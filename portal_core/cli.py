@@ -23,6 +23,23 @@ from .logs import configure_logging
 
 EX_UNAVAILABLE = 69  # sysexits.h: a service we depend on is unavailable
 
+EPILOG = f"""\
+configuration:
+  Settings come from the environment and from a .env file in the working directory (the environment
+  wins); .env.example lists every one. In production every required setting must be present, or the
+  portal refuses to start and lists everything missing at once (`portal check-config` shows the same).
+  DEV_MODE=true runs on one machine with no outside services: a development sign-in form, files on
+  local disk, pretend billing, and a throwaway PostgreSQL when DATABASE_URL is unset.
+
+exit status:
+  0   success
+  1   a check failed (healthcheck, smoke)
+  2   wrong command-line usage
+  64  smoke was given no usable --base-url or token
+  {EX_UNAVAILABLE}  a service the portal needs (its database) could not be reached
+  {EX_CONFIG}  the configuration is incomplete or malformed (nothing was started)
+"""
+
 log = logging.getLogger("portal")
 
 
@@ -37,11 +54,11 @@ def _load(args):
     return args.pm, load_config(args.env, args.pm)
 
 
-def _config_or_exit(args):
+def _config_or_exit(args, lead: str = "the portal cannot start"):
     try:
         return _load(args)
     except ConfigError as exc:
-        print(f"portal: {exc}", file=sys.stderr)
+        print(f"portal: {exc.report(lead)}", file=sys.stderr)
         raise SystemExit(EX_CONFIG) from None
 
 
@@ -81,7 +98,8 @@ def cmd_serve(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    _pm, config = _config_or_exit(args)
+    # Nothing is being started here: say what `portal serve` would do with this configuration.
+    _pm, config = _config_or_exit(args, "the portal would refuse to start")
     print(f"portal {__version__}: configuration OK ({'DEV_MODE' if config.core.dev_mode else 'production'})")
     print("\n[core]")
     for name, value in describe(config.core):
@@ -221,7 +239,8 @@ def cmd_smoke(args) -> int:
 
 def build_parser(pm=None) -> argparse.ArgumentParser:
     """The ``portal`` parser; with a plugin manager, plugins' ``portal_cli`` commands are added too."""
-    parser = argparse.ArgumentParser(prog="portal", description="The customer portal. With no command, serve.")
+    parser = argparse.ArgumentParser(prog="portal", description="The customer portal. With no command, serve.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"portal {__version__}")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the portal (the default)").set_defaults(func=cmd_serve)

@@ -86,14 +86,32 @@ class ConfigProblem:
         return f"{text} — {self.hint}" if self.hint else text
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used. Lists every problem at once; exit status 78 (EX_CONFIG)."""
+MISSING = "is missing"
+DEV_MODE_SUGGESTION = "To try the portal on this machine without any outside service, set DEV_MODE=true."
 
-    def __init__(self, problems: list[ConfigProblem]) -> None:
+
+class ConfigError(Exception):
+    """The configuration cannot be used. Lists every problem at once; exit status 78 (EX_CONFIG).
+
+    ``dev_mode`` says whether DEV_MODE was on: when it was not, the report suggests it for local use.
+    """
+
+    def __init__(self, problems: list[ConfigProblem], *, dev_mode: bool = True) -> None:
         self.problems = problems
-        lines = [f"  - {p}" for p in problems]
-        noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(f"the portal cannot start: {len(problems)} configuration {noun}:\n" + "\n".join(lines))
+        self.dev_mode = dev_mode
+        super().__init__(self.report("the portal cannot start"))
+
+    def report(self, lead: str) -> str:
+        """Every problem under ``lead`` ("the portal cannot start", "the portal would refuse to start"),
+        the empty-value note once (not on every line), and the DEV_MODE suggestion in production."""
+        lines = [f"  - {p}" for p in self.problems]
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        text = f"{lead}: {len(self.problems)} configuration {noun}:\n" + "\n".join(lines)
+        if any(p.problem == MISSING for p in self.problems):
+            text += "\n(An empty value counts as missing.)"
+        if not self.dev_mode:
+            text += "\n" + DEV_MODE_SUGGESTION
+        return text
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -195,7 +213,7 @@ def read_section(cls: type, env: Mapping[str, str], *, dev_mode: bool) -> tuple[
             elif meta["default"] is not _NOTHING:
                 values[field.name] = meta["default"]
             else:
-                problems.append(ConfigProblem(name, "is missing (an empty value counts as missing)", meta["hint"]))
+                problems.append(ConfigProblem(name, MISSING, meta["hint"]))
             continue
         try:
             value = CONVERTER.structure(raw, _field_type(cls, field))

@@ -221,6 +221,21 @@ class PlanState:
 
 
 @attrs.frozen
+class Price:
+    """What one paid plan costs.
+
+    ``amount`` is in the currency's smallest unit (cents for USD, yen for JPY), ``currency`` a
+    lower-case ISO 4217 code ("usd"), and the plan is billed every ``interval_count`` ``interval``s
+    ("day", "week", "month" or "year").
+    """
+
+    amount: int
+    currency: str
+    interval: str
+    interval_count: int = 1
+
+
+@attrs.frozen
 class WebhookResult:
     """What a delivered webhook did: ``outcome`` is "applied", "duplicate" or "ignored"."""
 
@@ -251,6 +266,13 @@ class Billing(Protocol):
 
     def plans(self) -> tuple[str, ...]:
         """The paid plans on offer (every implementation also has "free")."""
+
+    async def prices(self) -> Mapping[str, Price]:
+        """Each paid plan's :class:`Price`, keyed by plan name (every name :meth:`plans` gives).
+
+        May be cached (the billing page asks on every visit). Raises :class:`ServiceUnavailable` when
+        the prices cannot be read right now; the core then shows the plans without prices.
+        """
 
     async def start_checkout(self, user: User, plan: str) -> str:
         """The URL of a checkout page for ``plan``; for a user already subscribed, the billing portal."""

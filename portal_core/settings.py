@@ -187,7 +187,7 @@ def load_config(env: Mapping[str, str], pm: Any) -> Config:
             problems += section_problems
             sections[section.name] = value
     if problems:
-        raise ConfigError(_unique(problems))
+        raise ConfigError(_unique(problems), dev_mode=dev_mode)
     return Config(core=core, sections=sections, selections=selections)
 
 

@@ -1,8 +1,8 @@
-// The account page (/account): create API tokens (shown once, with a copy button), list and revoke them.
+// The account page (/account): the profile (name, email, plan, member since); create API tokens (shown once, with a copy button), list and revoke them.
 
 import { api } from './api.js';
 import { byId, h, notify } from './dom.js';
-import { humanDateTime } from './format.js';
+import { humanDate, humanDateTime, planLabel } from './format.js';
 import { startSignedInPage } from './layout.js';
 import { confirmAndDelete } from './remove.js';
 
@@ -106,9 +106,19 @@ async function createToken(event) {
   }
 }
 
+function showProfile(me) {
+  byId('profile-name').textContent = me.user.name || '—';
+  byId('profile-email').textContent = me.user.email;
+  const plan = byId('profile-plan');
+  plan.textContent = planLabel(me.plan.name);
+  plan.dataset.plan = me.plan.name;
+  byId('profile-since').textContent = humanDate(me.user.created_at);
+}
+
 async function main() {
   const me = await startSignedInPage();
   if (!me) return;
+  showProfile(me);
   byId('token-form').addEventListener('submit', createToken);
   byId('new-token-copy').addEventListener('click', copyNewToken);
   byId('new-token-done').addEventListener('click', hideNewToken);

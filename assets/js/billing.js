@@ -3,7 +3,7 @@
 
 import { api } from './api.js';
 import { byId, h, notify } from './dom.js';
-import { humanDate, humanSize, planLabel } from './format.js';
+import { humanDate, humanSize, money, per, planLabel } from './format.js';
 import { isDevMode, startSignedInPage } from './layout.js';
 
 const FREE = 'free';
@@ -35,30 +35,52 @@ function showPlan(plan) {
   byId('billing-period').hidden = !hasPeriod;
   byId('billing-period-label').textContent = plan.cancel_at_period_end ? 'Ends' : 'Renews';
   byId('billing-period').textContent = hasPeriod ? humanDate(plan.current_period_end) : '';
+  // In words, so a canceled plan cannot be mistaken for one that renews.
+  const renewal = byId('billing-renewal');
+  renewal.hidden = !hasPeriod || Boolean(plan.warning);
+  renewal.textContent = !hasPeriod ? '' : plan.cancel_at_period_end
+    ? `Your ${planLabel(plan.name)} plan is canceled: it ends on ${humanDate(plan.current_period_end)} and will not renew. You keep its limits until then.`
+    : `Your ${planLabel(plan.name)} plan renews on ${humanDate(plan.current_period_end)}.`;
 
   const warning = byId('billing-warning');
   warning.textContent = plan.warning || '';
   warning.hidden = !plan.warning;
-  const manage = byId('manage-billing');
-  manage.hidden = plan.name === FREE && (plan.status === 'none' || !plan.status);
-  // When payment needs fixing, that button is the way to fix it: make it the obvious one.
-  manage.classList.toggle('button-primary', Boolean(plan.warning));
+  // A failed payment gets its own, obvious way to fix it (the provider's billing portal).
+  byId('fix-payment').hidden = plan.status !== 'past_due';
+  byId('manage-billing').hidden = plan.name === FREE && (plan.status === 'none' || !plan.status);
 }
 
-function showUpgrades(plan, offered) {
-  const buttons = offered
-    .filter((name) => name !== plan.name && plan.name === FREE)
-    .map((name) => {
+/** The plan comparison: every plan's price and limits, the current one marked, Upgrade where it applies. */
+function showPlans(current, offered) {
+  const cards = offered.plans.map((plan) => {
+    const isCurrent = plan.name === current.name;
+    const price = plan.price
+      ? h('p', { className: 'plan-price', dataset: { testid: `plan-price-${plan.name}` } }, money(plan.price.amount, plan.price.currency), ' ', h('small', {}, per(plan.price)))
+      : h('p', { className: 'plan-price', dataset: { testid: `plan-price-${plan.name}` } }, plan.name === FREE ? 'No charge' : '—');
+    const heading = h('h3', { id: `plan-${plan.name}-title` }, planLabel(plan.name));
+    if (isCurrent) heading.append(h('span', { className: 'current-tag', dataset: { testid: 'current-plan' } }, 'Your plan'));
+    const card = h(
+      'li',
+      { className: 'plan', 'aria-labelledby': `plan-${plan.name}-title`, dataset: { testid: `plan-${plan.name}`, current: String(isCurrent) } },
+      heading,
+      price,
+      h('ul', {}, h('li', {}, `Files up to ${humanSize(plan.limits.max_file)}`), h('li', {}, `${humanSize(plan.limits.quota)} of storage`)),
+    );
+    if (!isCurrent && plan.name !== FREE && current.name === FREE) {
       const button = h(
         'button',
-        { type: 'button', className: 'button button-primary', id: `upgrade-${name}`, dataset: { testid: `upgrade-${name}` } },
-        `Upgrade to ${planLabel(name)}`,
+        { type: 'button', className: 'button button-primary', id: `upgrade-${plan.name}`, dataset: { testid: `upgrade-${plan.name}` } },
+        `Upgrade to ${planLabel(plan.name)}`,
       );
-      button.addEventListener('click', () => goTo(button, '/api/billing/checkout', { plan: name }));
-      return button;
-    });
-  byId('upgrade-plans').replaceChildren(...buttons);
-  byId('upgrade').hidden = buttons.length === 0;
+      button.addEventListener('click', () => goTo(button, '/api/billing/checkout', { plan: plan.name }));
+      card.append(h('div', { className: 'actions' }, button));
+    }
+    return card;
+  });
+  byId('plans').replaceChildren(...cards);
+  const unavailable = byId('prices-unavailable');
+  unavailable.hidden = !offered.prices_error;
+  unavailable.textContent = offered.prices_error ? 'Prices cannot be shown right now; checkout shows the price before you pay.' : '';
 }
 
 /** POST to a billing endpoint that answers {"url"} and send the browser there. */
@@ -100,16 +122,17 @@ async function confirmCheckout(me) {
 async function main() {
   let me = await startSignedInPage();
   if (!me) return;
-  let offered = [];
+  let offered = { plans: [], prices_error: null };
   try {
-    offered = (await api('/api/meta')).billing_plans || [];
+    offered = await api('/api/billing/plans');
   } catch (error) {
-    notify(`Could not load the plans on offer: ${error.message}`, { key: 'meta' });
+    notify(`Could not load the plans on offer: ${error.message}`, { key: 'plans' });
   }
   showPlan(me.plan);
-  showUpgrades(me.plan, offered);
+  showPlans(me.plan, offered);
   byId('manage-billing').addEventListener('click', (event) => goTo(event.currentTarget, '/api/billing/portal'));
-  if (isDevMode()) byId('upgrade-title').textContent = 'Upgrade (development checkout — no real payment)';
+  byId('fix-payment').addEventListener('click', (event) => goTo(event.currentTarget, '/api/billing/portal'));
+  if (isDevMode()) byId('plans-note').textContent = 'Development mode: checkout takes no payment. A paid plan raises the largest file you can upload and the storage you get.';
 
   const params = new URLSearchParams(window.location.search);
   const outcome = params.get('checkout');
@@ -120,7 +143,7 @@ async function main() {
     if (outcome === 'success' || outcome === 'pending') {
       me = await confirmCheckout(me);
       showPlan(me.plan);
-      showUpgrades(me.plan, offered);
+      showPlans(me.plan, offered);
     } else if (outcome === 'cancel' || outcome === 'canceled') {
       notify('Checkout canceled. You have not been charged.', { kind: 'info', key: 'checkout' });
     }

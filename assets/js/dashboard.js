@@ -7,15 +7,22 @@ import { humanSize, planLabel } from './format.js';
 import { startSignedInPage } from './layout.js';
 import { setUpUploader } from './uploader.js';
 
+const FREE = 'free';
+// The newest /api/me: the uploader checks each file against its limits and usage before sending it.
+let current = null;
+
 /** Fill the plan badge, the usage meter and the plan warning from an /api/me answer. */
 export function showPlanAndUsage(me) {
+  current = me;
   const badge = byId('plan-badge');
   badge.textContent = planLabel(me.plan.name);
   badge.dataset.plan = me.plan.name;
   const { max_file: maxFile, quota } = me.plan.limits;
   const meter = byId('usage-meter');
   meter.max = quota;
-  meter.high = quota * 0.8;
+  // Under 80 % the site's blue, then amber, then red from 95 %.
+  meter.low = quota * 0.8;
+  meter.high = quota * 0.95;
   meter.optimum = 0;
   meter.value = Math.min(me.usage.bytes, quota);
   const files = me.usage.count === 1 ? '1 file' : `${me.usage.count} files`;
@@ -24,6 +31,12 @@ export function showPlanAndUsage(me) {
   const warning = byId('plan-warning');
   warning.hidden = !me.plan.warning;
   byId('plan-warning-text').textContent = me.plan.warning || '';
+}
+
+function uploadLimits() {
+  if (!current) return null;
+  const { max_file: maxFile, quota } = current.plan.limits;
+  return { plan: current.plan.name, maxFile, remaining: quota - current.usage.bytes, canUpgrade: current.plan.name === FREE };
 }
 
 async function refreshUsage() {
@@ -40,6 +53,7 @@ async function main() {
   showPlanAndUsage(me);
   const table = new ArtifactTable({ onChange: refreshUsage });
   setUpUploader({
+    limits: uploadLimits,
     onUploaded: async () => {
       await Promise.all([table.reload(), refreshUsage()]);
     },

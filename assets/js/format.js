@@ -43,3 +43,19 @@ export function planLabel(name) {
   const text = String(name || 'free');
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
+
+/** A price in the currency's smallest unit as the reader's locale writes it: (900, "usd") -> "$9.00". */
+export function money(amount, currency) {
+  try {
+    const format = new Intl.NumberFormat(undefined, { style: 'currency', currency: currency.toUpperCase() });
+    const digits = format.resolvedOptions().maximumFractionDigits;
+    return format.format(amount / 10 ** digits);
+  } catch (_) {
+    return `${amount} ${String(currency).toUpperCase()}`; // a currency code the browser does not know
+  }
+}
+
+/** {interval: "month", interval_count: 1} -> "a month"; 3 months -> "every 3 months". */
+export function per({ interval, interval_count: count = 1 }) {
+  return count === 1 ? `a ${interval}` : `every ${count} ${interval}s`;
+}

@@ -4,9 +4,11 @@
 import { api, ApiError, redirectToLogin, setCsrfToken } from './api.js';
 import { h, notify } from './dom.js';
 
+// The core's nav; portal_core/web/html.py draws the same for server-rendered pages (a browser test
+// compares the two headers).
 const NAV = [
   { href: '/', label: 'Artifacts', id: 'nav-artifacts' },
-  { href: '/account', label: 'API tokens', id: 'nav-account' },
+  { href: '/account', label: 'Account', id: 'nav-account' },
   { href: '/billing', label: 'Billing', id: 'nav-billing' },
 ];
 
@@ -36,17 +38,62 @@ function signOutForm() {
 
 function header(signedIn) {
   const here = window.location.pathname;
-  const brand = h('a', { href: '/', className: 'brand' }, h('img', { src: new URL('../img/logo.svg', import.meta.url).href, alt: '', width: 28, height: 28 }), 'Portal');
+  const brand = h('a', { href: '/', className: 'brand' }, h('img', { src: new URL('../img/logo.svg', import.meta.url).pathname, alt: '', width: 28, height: 28 }), 'Portal');
   const bar = h('div', { className: 'header-inner' }, brand);
   if (signedIn) {
     const links = NAV.map(({ href, label, id }) =>
       h('li', {}, h('a', { href, id, 'aria-current': href === here ? 'page' : null }, label)));
     bar.append(
-      h('nav', { 'aria-label': 'Main' }, h('ul', {}, links)),
-      h('div', { className: 'header-user' }, h('span', { id: 'user-email', className: 'user-email' }), signOutForm()),
+      h('button', { type: 'button', id: 'menu-toggle', className: 'button menu-toggle', 'aria-expanded': 'false', 'aria-controls': 'site-menu' }, 'Menu'),
+      h(
+        'div',
+        { id: 'site-menu', className: 'site-menu' },
+        h('nav', { 'aria-label': 'Main' }, h('ul', {}, links)),
+        h('div', { className: 'header-user' }, h('span', { id: 'user-email', className: 'user-email' }), signOutForm()),
+      ),
     );
   }
   return h('header', { className: 'site-header', id: 'site-header' }, bar);
+}
+
+/** A nav link may only point at a path on this site ("/x"), never elsewhere ("//evil", "https:…"). */
+export function sameOriginPath(href) {
+  return typeof href === 'string' && href.startsWith('/') && !href.startsWith('//') && !href.includes('\\')
+    && !/[\u0000-\u001f]/.test(href);
+}
+
+/** Add the plugins' nav items (GET /api/me's "nav") after the core's, as the server-rendered pages do. */
+function addNavItems(items) {
+  const list = document.querySelector('#site-menu nav ul');
+  if (!list || !Array.isArray(items)) return;
+  const here = window.location.pathname;
+  const seen = new Set(NAV.map(({ href }) => href));
+  for (const item of items) {
+    if (!item || !sameOriginPath(item.href) || typeof item.label !== 'string' || !item.label.trim() || seen.has(item.href)) continue;
+    seen.add(item.href);
+    list.append(h('li', {}, h('a', { href: item.href, 'aria-current': item.href === here ? 'page' : null }, item.label)));
+  }
+}
+
+/**
+ * The phone-width menu: #menu-toggle shows and hides #site-menu (on wider screens the button is hidden
+ * and the menu always shows). Escape closes it and gives focus back to the button.
+ */
+export function wireMenu() {
+  const toggle = document.getElementById('menu-toggle');
+  const menu = document.getElementById('site-menu');
+  if (!toggle || !menu) return;
+  const set = (open) => {
+    toggle.setAttribute('aria-expanded', String(open));
+    menu.classList.toggle('site-menu-open', open);
+  };
+  toggle.addEventListener('click', () => set(toggle.getAttribute('aria-expanded') !== 'true'));
+  menu.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && toggle.getAttribute('aria-expanded') === 'true') {
+      set(false);
+      toggle.focus();
+    }
+  });
 }
 
 /** Put the banner, header and notice area in place. `signedIn` adds the nav and the sign-out button. */
@@ -58,6 +105,7 @@ export function renderChrome({ signedIn }) {
   if (isDevMode()) top.push(devBanner());
   top.push(header(signedIn));
   document.body.prepend(h('a', { className: 'skip-link', href: '#main' }, 'Skip to content'), ...top);
+  wireMenu();
 }
 
 /**
@@ -78,8 +126,9 @@ export async function startSignedInPage() {
     return null;
   }
   setCsrfToken(me.csrf_token);
-  document.getElementById('sign-out-csrf').value = me.csrf_token;
+  document.getElementById('sign-out-csrf').setAttribute('value', me.csrf_token);
   document.getElementById('user-email').textContent = me.user.email;
+  addNavItems(me.nav);
   document.getElementById('main').removeAttribute('aria-busy');
   for (const section of document.querySelectorAll('[data-needs-user]')) section.hidden = false;
   return me;

@@ -2,7 +2,7 @@
 // sign-in form), keeping ?next= so the person lands where they were going.
 
 import { api } from './api.js';
-import { byId } from './dom.js';
+import { byId, notify } from './dom.js';
 import { isDevMode, renderChrome } from './layout.js';
 
 /** ?next= if it is a path on this site; anything else (another host, "//evil") becomes "/". */
@@ -11,8 +11,21 @@ export function safeNext(raw) {
   return raw;
 }
 
+// Set by POST /auth/logout (portal_core/web/auth.py), whichever page the provider's logout returns to.
+const SIGNED_OUT_COOKIE = 'portal_signed_out';
+
+/** "You have signed out", once: the cookie is deleted as soon as the notice shows. */
+function announceSignOut() {
+  const cookies = document.cookie.split(';').map((part) => part.trim());
+  if (!cookies.includes(`${SIGNED_OUT_COOKIE}=1`)) return;
+  document.cookie = `${SIGNED_OUT_COOKIE}=; Max-Age=0; path=/; SameSite=Lax`;
+  const notice = notify('You have signed out.', { kind: 'success', key: 'signed-out' });
+  notice.dataset.testid = 'signed-out';
+}
+
 async function main() {
   renderChrome({ signedIn: false });
+  announceSignOut();
   const params = new URLSearchParams(window.location.search);
   const next = safeNext(params.get('next'));
   const button = byId('sign-in');

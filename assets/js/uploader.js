@@ -1,30 +1,57 @@
-// The upload area on the dashboard: a drop zone and a file picker feeding a queue; one list item per
-// file with a progress bar, a cancel button and, on failure, the server's message.
+// The upload area on the dashboard: a drop zone and a file picker feeding a queue; one list row per file
+// with a progress bar, Cancel, and the outcome. Files over the plan's limits are refused here, before a
+// byte is sent. Finished rows fade after a few seconds; errors stay until dismissed; "Clear finished"
+// empties the list.
+//
+// Three parts, so another way of sending (direct-to-storage multipart, say) plugs in without touching
+// the rest: `refusal(file, limits)` decides before sending, `UploadRow` draws one file's row, and the
+// `send` function given to setUpUploader moves the bytes (upload.js's uploadFile by default).
 
 import { byId, h } from './dom.js';
-import { humanSize } from './format.js';
+import { humanSize, planLabel } from './format.js';
 import { uploadFile } from './upload.js';
 
-/** One file's row in #upload-list, and the upload it tracks. */
-class UploadItem {
-  constructor(file, onFinished) {
-    this.file = file;
-    this.onFinished = onFinished;
-    this.handle = null;
-    this.canceled = false;
+// How long a finished row stays before it fades away (and how long the fade takes, as in app.css).
+export const FADE_AFTER_MS = 4000;
+const FADE_MS = 600;
+const FINISHED = new Set(['done', 'canceled', 'refused', 'error']);
+
+/**
+ * Why `file` cannot be uploaded under `limits` ({plan, maxFile, remaining, canUpgrade}), or null.
+ * The server enforces the same limits; this only spares sending a file that is bound to be refused.
+ */
+export function refusal(file, limits) {
+  if (!limits) return null;
+  const plan = planLabel(limits.plan);
+  if (file.size > limits.maxFile) {
+    return `${humanSize(file.size)} is over the ${plan} plan's limit of ${humanSize(limits.maxFile)} per file.`;
+  }
+  if (file.size > limits.remaining) {
+    return `${humanSize(file.size)} does not fit in the ${humanSize(Math.max(0, limits.remaining))} of storage left on the ${plan} plan.`;
+  }
+  return null;
+}
+
+/** One file's row in #upload-list: name, size, progress, status and one action button. */
+export class UploadRow {
+  constructor(file) {
+    this.name = file.name;
     this.progress = h('progress', { max: 100, value: 0, 'aria-label': `Upload progress for ${file.name}`, dataset: { testid: 'upload-progress' } });
     this.status = h('span', { className: 'upload-status', dataset: { testid: 'upload-status' } }, 'Waiting…');
-    this.cancel = h('button', { type: 'button', className: 'button button-small', 'aria-label': `Cancel upload of ${file.name}`, dataset: { testid: 'upload-cancel' } }, 'Cancel');
-    this.cancel.addEventListener('click', () => this.abort());
+    this.action = h('button', { type: 'button', className: 'button button-small', 'aria-label': `Cancel upload of ${file.name}`, dataset: { testid: 'upload-cancel' } }, 'Cancel');
     this.el = h(
       'li',
       { className: 'upload-item', dataset: { testid: 'upload-item', state: 'queued' } },
-      h('span', { className: 'upload-name' }, file.name),
+      h('span', { className: 'upload-name', title: file.name, dataset: { testid: 'upload-name' } }, file.name),
       h('span', { className: 'upload-size' }, humanSize(file.size)),
       this.progress,
       this.status,
-      this.cancel,
+      this.action,
     );
+  }
+
+  get state() {
+    return this.el.dataset.state;
   }
 
   setState(state, text) {
@@ -32,28 +59,80 @@ class UploadItem {
     this.status.textContent = text;
   }
 
+  showProgress(sent, total) {
+    const percent = total > 0 ? Math.min(100, Math.floor((sent / total) * 100)) : 0;
+    this.progress.value = percent;
+    this.status.textContent = `${percent}% · ${humanSize(sent)} of ${humanSize(total)}`;
+  }
+
+  /** An outcome the person must read: announced, and kept until dismissed. `upgrade` adds the link. */
+  showProblem(state, text, { upgrade = false } = {}) {
+    this.setState(state, text);
+    if (upgrade) {
+      this.status.append(' ', h('a', { href: '/billing', dataset: { testid: 'upload-upgrade' } }, 'Upgrade your plan'));
+    }
+    this.status.setAttribute('role', 'alert');
+  }
+
+  /** Swap Cancel for Dismiss once the outcome is known. */
+  finish(onDismiss) {
+    const dismiss = h('button', { type: 'button', className: 'button button-small button-quiet', 'aria-label': `Dismiss ${this.name}`, dataset: { testid: 'upload-dismiss' } }, 'Dismiss');
+    dismiss.addEventListener('click', onDismiss);
+    this.action.replaceWith(dismiss);
+    this.action = dismiss;
+  }
+
+  remove() {
+    this.el.remove();
+  }
+
+  /** Fade out, then leave the list; kept while focus is inside it (the person may be about to press Dismiss). */
+  fadeAway() {
+    if (!this.el.isConnected) return;
+    if (this.el.contains(document.activeElement)) {
+      this.el.addEventListener('focusout', () => setTimeout(() => this.fadeAway(), FADE_AFTER_MS), { once: true });
+      return;
+    }
+    this.el.dataset.leaving = '';
+    setTimeout(() => this.remove(), FADE_MS);
+  }
+}
+
+/** One file in the queue: its row, its upload and its outcome. */
+class Upload {
+  constructor(file, { send, limits, onUploaded }) {
+    this.file = file;
+    this.send = send;
+    this.limits = limits;
+    this.onUploaded = onUploaded;
+    this.row = new UploadRow(file);
+    this.handle = null;
+    this.canceled = false;
+    this.row.action.addEventListener('click', () => this.abort());
+  }
+
   async run() {
     if (this.canceled) return;
-    this.setState('uploading', 'Starting…');
-    this.handle = uploadFile(this.file, {
-      onProgress: (sent, total) => {
-        const percent = total > 0 ? Math.min(100, Math.floor((sent / total) * 100)) : 0;
-        this.progress.value = percent;
-        this.status.textContent = `${percent}% · ${humanSize(sent)} of ${humanSize(total)}`;
-      },
-    });
+    const limits = this.limits();
+    const refused = refusal(this.file, limits);
+    if (refused) {
+      this.row.showProblem('refused', `Not uploaded: ${refused}`, { upgrade: limits.canUpgrade });
+      this.finish();
+      return;
+    }
+    this.row.setState('uploading', 'Starting…');
+    this.handle = this.send(this.file, { onProgress: (sent, total) => this.row.showProgress(sent, total) });
     try {
       const artifact = await this.handle.promise;
-      this.progress.value = 100;
-      this.setState('done', 'Uploaded');
+      this.row.progress.value = 100;
+      this.row.setState('done', 'Uploaded');
       this.finish();
-      this.onFinished(artifact);
+      await this.onUploaded(artifact);
     } catch (error) {
       if (error.code === 'aborted') {
-        this.setState('canceled', 'Canceled');
+        this.row.setState('canceled', 'Canceled');
       } else {
-        this.setState('error', error.message);
-        this.status.setAttribute('role', 'alert');
+        this.row.showProblem('error', error.message, { upgrade: error.status === 413 && this.limits().canUpgrade });
       }
       this.finish();
     }
@@ -64,45 +143,74 @@ class UploadItem {
     if (this.handle) {
       this.handle.abort();
     } else {
-      this.setState('canceled', 'Canceled');
+      this.row.setState('canceled', 'Canceled');
       this.finish();
     }
   }
 
-  /** Swap Cancel for Dismiss once the outcome is known. */
   finish() {
-    const dismiss = h('button', { type: 'button', className: 'button button-small button-quiet', 'aria-label': `Dismiss ${this.file.name}`, dataset: { testid: 'upload-dismiss' } }, 'Dismiss');
-    dismiss.addEventListener('click', () => this.el.remove());
-    this.cancel.replaceWith(dismiss);
+    this.row.finish(() => this.row.remove());
+    // Successes and cancels fade away on their own; a problem stays until the person dismisses it.
+    if (this.row.state === 'done' || this.row.state === 'canceled') {
+      setTimeout(() => this.row.fadeAway(), FADE_AFTER_MS);
+    }
   }
 }
 
 /**
- * Wire #drop-zone, #file-input and #upload-list. Files upload one at a time, in the order chosen;
- * `onUploaded(artifact)` runs after each success.
+ * Wire #drop-zone, #file-input, #upload-list and #clear-finished. Files upload one at a time, in the
+ * order chosen. `limits()` gives the limits that apply right now ({plan, maxFile, remaining,
+ * canUpgrade}); `onUploaded(artifact)` runs after each success; `send(file, {onProgress})` returns
+ * {promise, abort} (default: POST /api/artifacts).
  */
-export function setUpUploader({ onUploaded }) {
+export function setUpUploader({ onUploaded, limits = () => null, send = uploadFile }) {
   const zone = byId('drop-zone');
   const input = byId('file-input');
   const list = byId('upload-list');
+  const clear = byId('clear-finished');
   const queue = [];
   let running = false;
+  const uploads = new Set();
+
+  function showClear() {
+    clear.hidden = ![...uploads].some((upload) => upload.row.el.isConnected && FINISHED.has(upload.row.state));
+  }
 
   async function drain() {
     if (running) return;
     running = true;
-    while (queue.length > 0) await queue.shift().run();
+    while (queue.length > 0) {
+      await queue.shift().run();
+      showClear();
+    }
     running = false;
   }
 
   function add(files) {
     for (const file of files) {
-      const item = new UploadItem(file, onUploaded);
-      list.append(item.el);
-      queue.push(item);
+      const upload = new Upload(file, { send, limits, onUploaded });
+      uploads.add(upload);
+      list.append(upload.row.el);
+      queue.push(upload);
     }
     drain();
   }
+
+  clear.addEventListener('click', () => {
+    for (const upload of uploads) {
+      if (FINISHED.has(upload.row.state)) {
+        upload.row.remove();
+        uploads.delete(upload);
+      }
+    }
+    showClear();
+    input.focus();
+  });
+  // Rows leave on their own (fade, Dismiss): keep the button's visibility in step.
+  new MutationObserver(() => {
+    for (const upload of uploads) if (!upload.row.el.isConnected && FINISHED.has(upload.row.state)) uploads.delete(upload);
+    showClear();
+  }).observe(list, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-state'] });
 
   input.addEventListener('change', () => {
     add(Array.from(input.files));

@@ -28,8 +28,9 @@ async def _open_storage(ctx: BackendContext):
 @contextlib.asynccontextmanager
 async def _open_billing(ctx: BackendContext):
     from .billing import DevBilling
+    from .settings import parse_price
 
-    yield DevBilling(ctx.pool)
+    yield DevBilling(ctx.pool, prices={"pro": parse_price(ctx.settings.price_pro)})
 
 
 @hookimpl
@@ -46,7 +47,9 @@ def portal_storage_backend():
 
 @hookimpl
 def portal_billing_backend():
-    return Backend(name="dev", open=_open_billing, development_only=True,
+    from .settings import DevBillingSettings
+
+    return Backend(name="dev", open=_open_billing, development_only=True, settings=DevBillingSettings,
                    description="fake checkout and billing portal; no payments")
 
 

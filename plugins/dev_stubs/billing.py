@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from portal_core import plans
-from portal_core.interfaces import Health, PlanState, UnknownPlan, User, WebhookRejected, WebhookResult
+from portal_core.interfaces import Health, PlanState, Price, UnknownPlan, User, WebhookRejected, WebhookResult
 
 log = logging.getLogger("portal.dev_stubs")
 
 PROVIDER = "dev"
 PERIOD = dt.timedelta(days=30)
+DEFAULT_PRICES = {"pro": Price(900, "usd", "month")}
 
 
 class DevBilling:
@@ -24,13 +25,17 @@ class DevBilling:
 
     name = "dev"
 
-    def __init__(self, pool, paid_plans: tuple[str, ...] = ("pro",)) -> None:
+    def __init__(self, pool, prices: Mapping[str, Price] = DEFAULT_PRICES) -> None:
         self.pool = pool
-        self.paid_plans = paid_plans
+        self.price_list = dict(prices)
+        self.paid_plans = tuple(sorted(self.price_list))
         log.warning("DevBilling is selected: no payment is ever taken (development only)")
 
     def plans(self) -> tuple[str, ...]:
         return self.paid_plans
+
+    async def prices(self) -> Mapping[str, Price]:
+        return dict(self.price_list)
 
     async def start_checkout(self, user: User, plan: str) -> str:
         if plan not in self.paid_plans:

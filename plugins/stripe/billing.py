@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import aiohttp
 import stripe
 
-from portal_core.interfaces import Health, PlanState, ServiceUnavailable, UnknownPlan, User, WebhookResult
+from portal_core.interfaces import Health, PlanState, Price, ServiceUnavailable, UnknownPlan, User, WebhookResult
 from portal_core.plans import FREE, read_plan, write_subscription
 
 from . import sync
@@ -59,6 +59,10 @@ class StripeBilling:
         self._health_cache_seconds = health_cache_seconds
         self._health: tuple[float, Health] | None = None
         self._health_lock = asyncio.Lock()
+        # A Stripe Price's amount, currency and interval can never change (a new price gets a new id),
+        # so once read they are kept for the life of the process.
+        self._price_cache: dict[str, Price] | None = None
+        self._price_lock = asyncio.Lock()
         self._http = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=timeout))
         self._client = stripe.StripeClient(
             secret_key, http_client=self._http, max_network_retries=MAX_NETWORK_RETRIES,
@@ -87,6 +91,18 @@ class StripeBilling:
 
     def plans(self) -> tuple[str, ...]:
         return tuple(sorted(self._prices))
+
+    async def prices(self) -> Mapping[str, Price]:
+        """Every plan's Price object from Stripe, read once and then kept (a failed read is not kept)."""
+        async with self._price_lock:
+            if self._price_cache is None:
+                found = {}
+                for plan, price_id in sorted(self._prices.items()):
+                    price = await self._call(self._client.v1.prices.retrieve_async(price_id),
+                                             f"reading the {plan} plan's price {price_id}")
+                    found[plan] = _flat_recurring(plan, price.to_dict())
+                self._price_cache = found
+            return dict(self._price_cache)
 
     async def start_checkout(self, user: User, plan: str) -> str:
         """A Checkout Session URL for ``plan``; a subscriber (whatever plan) gets the Billing Portal instead."""
@@ -228,6 +244,16 @@ class StripeBilling:
             customer_id=customer, subscription_id=state.subscription_id,
             current_period_end=state.current_period_end, cancel_at_period_end=state.cancel_at_period_end)
         return True
+
+
+def _flat_recurring(plan: str, price: Mapping[str, Any]) -> Price:
+    """A Stripe Price as the portal shows it; ServiceUnavailable for one it cannot show (tiered, one-off)."""
+    recurring = price.get("recurring") or {}
+    if price.get("unit_amount") is None or not recurring.get("interval"):
+        raise ServiceUnavailable(f"the {plan} plan's price {price.get('id')} is not a flat recurring amount; "
+                                 f"give STRIPE_PRICE_ID_{plan.upper()} a recurring price with a fixed amount")
+    return Price(int(price["unit_amount"]), str(price["currency"]).lower(), str(recurring["interval"]),
+                 int(recurring.get("interval_count") or 1))
 
 
 def _message(exc: BaseException) -> str:

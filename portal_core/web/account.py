@@ -9,6 +9,7 @@ from aiohttp import web
 from .. import __version__, keys
 from ..interfaces import ServiceUnavailable, UnknownPlan, WebhookRejected
 from ..openapi import operation
+from ..plans import FREE
 from .errors import ApiError, bad_request, not_found, unavailable
 from .html import redirect
 from .sessions import authenticate
@@ -32,7 +33,8 @@ async def me(request: web.Request) -> web.Response:
     used, count = await usage(app[keys.POOL], principal.user.id)
     user = principal.user
     return web.json_response({
-        "user": {"id": user.id, "email": user.email, "name": user.name, "is_admin": user.is_admin},
+        "user": {"id": user.id, "email": user.email, "name": user.name, "is_admin": user.is_admin,
+                 "created_at": await member_since(app[keys.POOL], user.id)},
         "plan": {"name": state.name, "status": state.status, "warning": state.warning,
                  "current_period_end": state.current_period_end.isoformat() if state.current_period_end else None,
                  "cancel_at_period_end": state.cancel_at_period_end,
@@ -41,6 +43,14 @@ async def me(request: web.Request) -> web.Response:
         "csrf_token": principal.session.csrf_token if principal.session else None,
         "nav": nav_items(app, user),
     })
+
+
+async def member_since(pool, user_id: int) -> str | None:
+    """When the user first signed in (ISO 8601), for the account page's profile."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT created_at FROM users WHERE id = %s", (user_id,))
+        row = await cur.fetchone()
+    return row[0].isoformat() if row else None
 
 
 @operation("Public facts about this portal: version, DEV_MODE, sign-in backend, paid plans", tags=["meta"],
@@ -52,6 +62,35 @@ async def meta(request: web.Request) -> web.Response:
         "auth_backend": config.selections["auth"].backend.name,
         "billing_plans": list(request.app[keys.BILLING].plans()),
     })
+
+
+@operation("Every plan with its limits and price, for the plan comparison", tags=["billing"],
+           response={"type": "object", "properties": {"plans": {"type": "array"}, "prices_error": {"type": ["string", "null"]}}})
+async def billing_plans(request: web.Request) -> web.Response:
+    """GET /api/billing/plans: every plan (free first) with its limits and price, for the plan comparison.
+
+    When billing cannot give prices right now the plans still come, with ``price`` null and
+    ``prices_error`` saying why, so the page can compare limits and offer the upgrade anyway.
+    """
+    await authenticate(request)
+    billing = request.app[keys.BILLING]
+    core = request.app[keys.CONFIG].core
+    try:
+        prices, error = await billing.prices(), None
+    except ServiceUnavailable as exc:
+        log.warning("plan prices unavailable: %s", exc)
+        prices, error = {}, f"prices are unavailable right now: {exc}"
+    plans = []
+    for name in (FREE, *billing.plans()):
+        limits = core.limits(name)
+        price = prices.get(name)
+        plans.append({
+            "name": name,
+            "price": None if price is None else {"amount": price.amount, "currency": price.currency,
+                                                 "interval": price.interval, "interval_count": price.interval_count},
+            "limits": {"max_file": limits.max_file, "quota": limits.quota},
+        })
+    return web.json_response({"plans": plans, "prices_error": error})
 
 
 @operation("Start checkout for a paid plan: the URL to send the browser to", tags=["billing"],

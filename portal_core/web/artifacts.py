@@ -6,6 +6,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import unicodedata
 import uuid
 
 from aiohttp import web
@@ -32,18 +33,64 @@ def artifact_json(row) -> dict:
             "created_at": row[5].isoformat()}
 
 
-def encode_cursor(created_at: str, artifact_id: str) -> str:
-    """The opaque cursor after an artifact: its created_at (ISO 8601, as artifact_json gives it) and id."""
-    return base64.urlsafe_b64encode(f"{created_at}|{artifact_id}".encode()).decode().rstrip("=")
+# How the listing can be ordered: the sort key, and each sort's default direction.
+SORTS = {"created_at": "desc", "name": "asc", "size": "desc"}
+DEFAULT_SORT = ("created_at", "desc")
+MAX_QUERY = 255  # no filename is longer, so no longer search can match
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+def encode_cursor(sort: tuple[str, str], key: str, artifact_id: str) -> str:
+    """The opaque cursor after an artifact: its sort key (as text) and id, and the sort it belongs to.
+
+    The default sort's cursors read as before (``created_at|id``), so a page fetched before an upgrade
+    still continues after it.
+    """
+    prefix = "" if sort == DEFAULT_SORT else f"{sort[0]}.{sort[1]}:"
+    return base64.urlsafe_b64encode(f"{prefix}{key}|{artifact_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: tuple[str, str]) -> tuple[object, str]:
+    """(sort key, artifact id) from a cursor of ``sort``; 400 for anything this API did not hand out."""
+    prefix = "" if sort == DEFAULT_SORT else f"{sort[0]}.{sort[1]}:"
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, artifact_id = raw.partition("|")
-        return dt.datetime.fromisoformat(created), str(uuid.UUID(artifact_id))
+        if not raw.startswith(prefix):
+            raise ValueError("a cursor of another sort order")
+        key, _, artifact_id = raw[len(prefix):].rpartition("|")
+        if sort[0] == "created_at":
+            value: object = dt.datetime.fromisoformat(key)
+        elif sort[0] == "size":
+            value = int(key)
+        else:
+            value = key
+        return value, str(uuid.UUID(artifact_id))
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise bad_request("the cursor is not one this API returned; start again without it", code="bad_cursor") from None
+        raise bad_request("the cursor is not one this API returned for this sort order; start again without it",
+                          code="bad_cursor") from None
+
+
+def parse_sort(query) -> tuple[str, str]:
+    """(sort, order) from ?sort= and ?order=; 400 naming the choices for anything else."""
+    sort = query.get("sort", DEFAULT_SORT[0])
+    if sort not in SORTS:
+        raise bad_request(f"sort must be one of: {', '.join(SORTS)}", code="bad_sort")
+    order = query.get("order", SORTS[sort])
+    if order not in ("asc", "desc"):
+        raise bad_request("order must be asc or desc", code="bad_order")
+    return sort, order
+
+
+def parse_query(raw: str | None) -> str | None:
+    """?q= as an ILIKE pattern matching names that contain it (any case), or None for no search."""
+    if raw is None or not raw.strip():
+        return None
+    text = unicodedata.normalize("NFC", raw.strip())  # names are stored NFC
+    if len(text) > MAX_QUERY:
+        raise bad_request(f"q is {len(text)} characters long; names are at most {MAX_QUERY}", code="bad_query")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
+        raise bad_request("q contains control characters", code="bad_query")
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def parse_limit(raw: str | None) -> int:
@@ -73,24 +120,46 @@ _ISO_CREATED_AT = ("replace(replace(to_char(p.created_at, 'YYYY-MM-DD\"T\"HH24:M
 _DOC_START = '{"id":"'
 
 
-def _listing_query(cte: str, after: str) -> str:
+# The sort keys as SQL, and as text for the next page's cursor (created_at exactly as artifact_json
+# writes it, so it parses back to the same instant).
+_KEYS = {"created_at": "a.created_at", "name": "lower(a.name)", "size": "a.size"}
+_KEY_TEXT = {"created_at": _ISO_CREATED_AT.replace("p.created_at", "p.k"), "name": "p.k", "size": "p.k::text"}
+
+
+def _listing_query(cte: str, sort: str, order: str, after: bool, search: bool) -> str:
+    direction = order.upper()
+    compare = "<" if order == "desc" else ">"
+    where = ""
+    if search:
+        where += " AND a.name ILIKE %(q)s ESCAPE '\\'"
+    if after:
+        where += f" AND ({_KEYS[sort]}, a.id) {compare} (%(c_key)s, %(c_id)s::uuid)"
+    order_by = f"p.k {direction}, p.id {direction}"
     return f"""
         WITH {cte},
-        page AS (SELECT a.id, a.name, a.size, a.content_type, a.sha256, a.created_at
-                 FROM who JOIN artifacts a ON a.owner_id = who.user_id {after}
-                 ORDER BY a.created_at DESC, a.id DESC LIMIT %(limit)s + 1)
+        page AS (SELECT a.id, a.name, a.size, a.content_type, a.sha256, a.created_at, {_KEYS[sort]} AS k
+                 FROM who JOIN artifacts a ON a.owner_id = who.user_id{where}
+                 ORDER BY {_KEYS[sort]} {direction}, a.id {direction} LIMIT %(limit)s + 1)
         SELECT who.user_id, (SELECT count(*) FROM page),
-               (SELECT string_agg(row_to_json(doc)::text, ',' ORDER BY p.created_at DESC, p.id DESC)
+               (SELECT string_agg(row_to_json(doc)::text, ',' ORDER BY {order_by})
                 FROM page p, LATERAL (SELECT p.id, p.name, p.size, p.content_type, p.sha256,
-                                             {_ISO_CREATED_AT} AS created_at) doc)
+                                             {_ISO_CREATED_AT} AS created_at) doc),
+               (SELECT {_KEY_TEXT[sort]} FROM page p ORDER BY {order_by} OFFSET %(limit)s - 1 LIMIT 1)
         FROM who JOIN users u ON u.id = who.user_id"""
 
 
-_AFTER = "AND (a.created_at, a.id) < (%(c_at)s, %(c_id)s::uuid)"
-# One prepared statement per credential kind, with and without a cursor (see portal_core.db.Prepared).
-LISTINGS = {(cred.via, bool(after)): Prepared(f"list_artifacts_{cred.via}{'_after' if after else ''}",
-                                               _listing_query(cred.cte, after))
-            for cred in (Credential("token", {}), Credential("session", {})) for after in ("", _AFTER)}
+# One prepared statement per credential kind, sort, order, with or without a cursor and a search (see
+# portal_core.db.Prepared), made on first use.
+_LISTINGS: dict[tuple, Prepared] = {}
+
+
+def listing(via: str, sort: str, order: str, after: bool, search: bool) -> Prepared:
+    key = (via, sort, order, after, search)
+    if key not in _LISTINGS:
+        cte = Credential(via, {}).cte
+        name = f"list_artifacts_{via}_{sort}_{order}{'_after' if after else ''}{'_q' if search else ''}"
+        _LISTINGS[key] = Prepared(name, _listing_query(cte, sort, order, after, search))
+    return _LISTINGS[key]
 
 
 @operation("List your artifacts, newest first", tags=["artifacts"],
@@ -99,28 +168,33 @@ LISTINGS = {(cred.via, bool(after)): Prepared(f"list_artifacts_{cred.via}{'_afte
            response={"type": "object", "properties": {"artifacts": {"type": "array", "items": ARTIFACT},
                                                       "next_cursor": {"type": ["string", "null"]}}})
 async def list_artifacts(request: web.Request) -> web.Response:
-    """Newest first, keyset-paginated; credential check and page in one database round trip."""
+    """Keyset-paginated, newest first unless ?sort=/order= say otherwise, ?q= keeps names containing it
+    (any case); credential check and page in one database round trip."""
     limit = parse_limit(request.query.get("limit"))
+    sort = parse_sort(request.query)
+    pattern = parse_query(request.query.get("q"))
     cursor = request.query.get("cursor")
     cred = credential(request)
     if cred is None:
         raise unauthenticated()
     params = {**cred.params, "limit": limit}
     if cursor:
-        params["c_at"], params["c_id"] = decode_cursor(cursor)
+        params["c_key"], params["c_id"] = decode_cursor(cursor, sort)
+    if pattern:
+        params["q"] = pattern
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
-        await LISTINGS[cred.via, bool(cursor)].execute(
+        await listing(cred.via, *sort, bool(cursor), bool(pattern)).execute(
             cur, params, prepare=request.app[keys.CONFIG].core.database_prepare_statements)
         row = await cur.fetchone()
     # GET needs no CSRF check: a live credential of a signed-in user is all the listing asks for.
     if row is None or row[0] is None:
         raise unauthenticated()
-    _user_id, fetched, docs = row
+    _user_id, fetched, docs, last_key = row
     next_cursor = "null"
     if fetched > limit:  # one more than the page was fetched: drop it, and point the cursor at the last shown
         docs = docs[:docs.rindex("," + _DOC_START)]
         last = json.loads(docs[docs.rindex(_DOC_START):])
-        next_cursor = json.dumps(encode_cursor(last["created_at"], last["id"]))
+        next_cursor = json.dumps(encode_cursor(sort, last_key, last["id"]))
     return web.Response(text=f'{{"artifacts": [{docs or ""}], "next_cursor": {next_cursor}}}',
                         content_type="application/json")
 

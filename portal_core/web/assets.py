@@ -84,6 +84,14 @@ async def static_file(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type=ctype, headers={"Cache-Control": IMMUTABLE})
 
 
+async def favicon(request: web.Request) -> web.Response:
+    """/favicon.ico, which browsers ask for on their own (pages link the SVG logo as their icon)."""
+    entry = request.app[keys.ASSETS].files.get("img/favicon.ico")
+    if entry is None:
+        raise web.HTTPNotFound(text="the favicon is missing from the installed assets")
+    return web.Response(body=entry[0], content_type=entry[1], headers={"Cache-Control": "public, max-age=86400"})
+
+
 async def page(request: web.Request) -> web.Response:
     entry = request.app[keys.ASSETS].files.get(PAGES[request.path])
     if entry is None:

@@ -23,6 +23,7 @@ from .html import redirect, render_page
 log = logging.getLogger("portal.auth")
 
 LOGIN_TTL_SECONDS = 600
+SIGNED_OUT_COOKIE = "portal_signed_out"
 
 
 def safe_next(value: str | None) -> str:
@@ -122,8 +123,12 @@ async def logout(request: web.Request) -> web.StreamResponse:
     except (ServiceUnavailable, LoginFailed) as exc:
         log.warning("provider logout unavailable, signed out locally: %s", exc)
         target = None
-    response = redirect(target or "/")
+    response = redirect(target or "/login")
     sessions.clear_cookie(response)
+    # Read by the sign-in page, wherever the provider's logout sends the browser back to, to say
+    # "You have signed out"; it holds nothing secret and the page deletes it once shown.
+    response.set_cookie(SIGNED_OUT_COOKIE, "1", max_age=600, path="/", samesite="Lax",
+                        secure=request.app[keys.CONFIG].core.secure_cookies)
     return response
 
 
@@ -132,6 +137,7 @@ async def login_failed_page(request: web.Request, message: str, *, reason: str) 
     log.warning("sign-in failed: %s", reason)
     await record_now(request.app[keys.POOL], "user.sign_in_failed",
                      data={"reason": reason[:300], "auth_backend": request.app[keys.AUTH].name})
-    body = (f'<p class="error" role="alert">{escape(message)}</p>'
-            '<p><a class="button" href="/auth/login">Try again</a> <a href="/">Back to the portal</a></p>')
+    body = (f'<p class="notice notice-error" role="alert" data-testid="sign-in-error">{escape(message)}</p>'
+            '<p class="actions"><a class="button button-primary" href="/auth/login">Try again</a>'
+            '<a class="button" href="/">Back to the portal</a></p>')
     return render_page(request, "Sign-in did not work", body, status=400)

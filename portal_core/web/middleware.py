@@ -14,6 +14,7 @@ from .. import keys
 from ..events import Origin, origin_var
 from ..logs import request_id_var
 from .errors import ApiError, json_error
+from .html import error_page
 
 log = logging.getLogger("portal.web")
 
@@ -36,6 +37,11 @@ def security_headers(csp: str) -> dict[str, str]:
 
 def is_api(path: str) -> bool:
     return path.startswith(("/api/", "/webhooks/", "/health/")) or path in ("/health", "/metrics")
+
+
+def is_page(path: str) -> bool:
+    """A person's browser asked for a page (not the API, not a static file): errors get a styled page."""
+    return not is_api(path) and not path.startswith("/static/") and path != "/favicon.ico"
 
 
 async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -66,6 +72,8 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
         except web.HTTPException as exc:
             if is_api(request.path) and exc.status >= 400:
                 response = json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+            elif is_page(request.path) and exc.status >= 400:
+                response = await error_page(request, exc.status, headers=dict(exc.headers))
             else:
                 response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
@@ -74,13 +82,17 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             response = json_error(503, "database_unavailable", "the database is unavailable; retry shortly",
                                   **{"Retry-After": "5"})
-            if not is_api(request.path):
+            if is_page(request.path):
+                response = await error_page(request, 503, request_id=request_id, headers={"Retry-After": "5"})
+            elif not is_api(request.path):
                 response = web.Response(status=503, text="The portal's database is unavailable; retry shortly.",
                                         headers={"Retry-After": "5"})
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
             if is_api(request.path):
                 response = json_error(500, "internal", f"internal error; quote request id {request_id}")
+            elif is_page(request.path):
+                response = await error_page(request, 500, request_id=request_id)
             else:
                 response = web.Response(status=500, text=f"Internal error. Request id {request_id}.")
         if not response.prepared:  # streamed answers got it in add_headers, while the id was still current

@@ -29,10 +29,12 @@ def core_routes() -> list[web.AbstractRouteDef]:
         web.get("/api/tokens", tokens.list_tokens),
         web.post("/api/tokens", tokens.create_token),
         web.delete("/api/tokens/{id}", tokens.revoke_token),
+        web.get("/api/billing/plans", account.billing_plans),
         web.post("/api/billing/checkout", account.checkout),
         web.post("/api/billing/portal", account.billing_portal),
         web.get("/billing/success", account.checkout_success),
         web.post("/webhooks/{backend}", account.webhook),
         web.get("/static/{version}/{path:.+}", assets.static_file),
+        web.get("/favicon.ico", assets.favicon),
         *(web.get(path, assets.page) for path in assets.PAGES),
     ]

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser.a11y import assert_accessible
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -65,9 +67,12 @@ class PageProblems:
 
 
 @contextlib.asynccontextmanager
-async def open_page(browser, *, width: int = 1280, height: int = 900):
-    """A fresh context and page that can reach only 127.0.0.1; yields (page, problems)."""
-    context = await browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+async def open_page(browser, *, width: int = 1280, height: int = 900, **options):
+    """A fresh context and page that can reach only 127.0.0.1; yields (page, problems).
+
+    ``options`` go to the context: ``color_scheme="dark"``, ``has_touch=True, is_mobile=True``, ``permissions``…
+    """
+    context = await browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True, **options)
     problems = PageProblems()
     await context.route("**/*", problems.only_loopback)
     page = await context.new_page()
@@ -78,7 +83,12 @@ async def open_page(browser, *, width: int = 1280, height: int = 900):
         await context.close()
 
 
-async def screenshot(page, name: str) -> None:
-    """Keep a full-page picture of this step under test-artifacts/screenshots/ for a human to look at."""
+async def screenshot(page, name: str, *, check: bool = True) -> Path:
+    """Keep a full-page picture of this step under test-artifacts/screenshots/ for a human to look at,
+    and check the page as it is now with axe (no serious or critical violation). Returns the file."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    if check:
+        await assert_accessible(page, name)
+    return path

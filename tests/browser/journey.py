@@ -18,6 +18,9 @@ from playwright.async_api import Page, expect
 
 from tests.browser.chromium import screenshot
 
+# assets/js/uploader.js: a finished row fades after this long.
+FADE_AFTER_MS = 4000
+
 # Uploads are throttled to this rate so the progress bar can be seen moving (not to measure anything).
 UPLOAD_BYTES_PER_SECOND = 512 * 1024
 
@@ -113,12 +116,17 @@ async def download(page: Page, name: str) -> tuple[str, bytes]:
         return saved.suggested_filename, fh.read()
 
 
-async def delete(page: Page, name: str) -> None:
-    """Delete through the row's button and confirm in the dialog; waits until the row is gone."""
+async def delete(page: Page, name: str, *, shot: str | None = None) -> None:
+    """Delete through the row's button and confirm in the dialog; waits until the row is gone.
+
+    ``shot`` names a screenshot (and axe check) taken while the dialog is open.
+    """
     await artifact_row(page, name).get_by_test_id("delete").click()
     dialog = page.locator("#confirm-dialog")
     await expect(dialog).to_be_visible()
     await expect(dialog).to_contain_text(name)
+    if shot:
+        await screenshot(page, shot)
     await page.click("#confirm-ok")
     await expect(artifact_row(page, name)).to_have_count(0)
 
@@ -140,19 +148,32 @@ async def upgrade_to_pro_dev(page: Page, base_url: str) -> None:
     await page.locator("#nav-billing").click()
     await page.wait_for_url(base_url + "/billing")
     await expect(page.get_by_test_id("billing-plan")).to_have_text("Free")
+    await expect(page.get_by_test_id("plan-pro")).to_contain_text("$9.00")
+    await screenshot(page, "billing-free-plans")
     await page.get_by_test_id("upgrade-pro").click()
     await page.wait_for_url(re.compile(r"/dev/billing/checkout\?plan=pro"))
+    await expect(page.locator("main")).to_contain_text("Pro plan for 9.00 USD a month")
+    await screenshot(page, "dev-checkout")
     await page.click("#dev-pay")
     await page.wait_for_url(re.compile(r"/billing(\?|$)"))
     await expect(page.get_by_test_id("billing-plan")).to_have_text("Pro")
     await expect(page.get_by_test_id("notice-success")).to_contain_text("Pro plan")
 
 
+async def open_menu_if_folded(page: Page) -> None:
+    """At phone width the nav and Sign out sit behind the header's Menu button: open it when it shows."""
+    toggle = page.locator("#menu-toggle")
+    if await toggle.is_visible() and await toggle.get_attribute("aria-expanded") != "true":
+        await toggle.click()
+
+
 async def sign_out(page: Page, base_url: str) -> None:
-    """Press Sign out in the header; the portal forgets the session and the sign-in page shows."""
+    """Press Sign out in the header; the portal forgets the session and the sign-in page says so."""
+    await open_menu_if_folded(page)
     await page.get_by_test_id("sign-out").click()
     await page.wait_for_url(re.compile(r"/login(\?|$)"))
     await expect(page.get_by_test_id("sign-in")).to_be_visible()
+    await expect(page.get_by_test_id("signed-out")).to_have_text(re.compile("You have signed out"))
 
 
 async def api_me(base_url: str, token: str) -> tuple[int, dict]:
@@ -201,19 +222,23 @@ async def full_journey(page: Page, base: str, *, sign_in: SignIn, person: Person
     assert body == notes
     assert filename == notes_name
 
-    await delete(page, report_name)
+    await delete(page, report_name, shot=f"{shots}-03b-confirm-delete")
     await expect(page.get_by_test_id("artifact-name")).to_have_text([notes_name])
     await expect(page.get_by_test_id("usage-text")).to_contain_text("(1 file)")
     await page.reload()
     await expect(page.get_by_test_id("artifact-name")).to_have_text([notes_name])
 
     secret = await create_token(page, base, "ci job")
+    await expect(page.get_by_test_id("profile-email")).to_have_text(person.email)
+    await expect(page.get_by_test_id("profile-name")).to_have_text(person.name)
     await screenshot(page, f"{shots}-04-token-created")
     status, me = await api_me(base, secret)
     assert status == 200, me
     assert me["user"]["email"] == person.email
 
     await upgrade(page, base)
+    await expect(page.get_by_test_id("billing-renewal")).to_contain_text("renews on")
+    await expect(page.get_by_test_id("plan-pro")).to_have_attribute("data-current", "true")
     await screenshot(page, f"{shots}-05-pro")
     await page.locator("#nav-artifacts").click()
     await expect(page.get_by_test_id("plan-badge")).to_have_text("Pro")

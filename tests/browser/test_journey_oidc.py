@@ -14,7 +14,7 @@ from tests.browser.journey import Person
 from tests.support.oidc import CLIENT_ID, CLIENT_SECRET, running_provider
 from tests.support.portal import free_port, run_portal
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
 # The test provider makes <login>@example.com the email of whoever signs in as <login>.
 ADA = Person(email="ada@example.com", name="ada")
@@ -36,7 +36,7 @@ def sign_in_at(provider_port: int):
         """The sign-in button → the provider's login form → its consent page → back on ``next_path``."""
         await journey.open_sign_in(page, base_url, next_path)
         await page.wait_for_url(re.compile(rf"^http://127\.0\.0\.1:{provider_port}/"))
-        await screenshot(page, "oidc-01-provider-login")
+        await screenshot(page, "oidc-01-provider-login", check=False)  # the provider's page, not ours
         await page.fill('input[name="login"]', person.email.split("@")[0])
         await page.fill('input[name="password"]', "any password")
         await page.locator('button[type="submit"]').first.click()
@@ -63,11 +63,12 @@ async def test_oidc_journey_sign_in_upload_sign_out(chromium, oidc_portal):
         # page (allowed by the CSP's form-action), which asks for confirmation and returns to the portal.
         await page.get_by_test_id("sign-out").click()
         await page.wait_for_url(re.compile(rf"^http://127\.0\.0\.1:{provider.port}/"))
-        await screenshot(page, "oidc-03-provider-logout")
+        await screenshot(page, "oidc-03-provider-logout", check=False)  # the provider's page
         await page.locator('button[type="submit"], button[autofocus]').first.click()
         # Back on the portal's / signed out, whose script sends the browser on to the sign-in page.
         await page.wait_for_url(re.compile(rf"^{re.escape(portal.url)}/login"))
         await expect(page.get_by_test_id("sign-in")).to_be_visible()
+        await expect(page.get_by_test_id("signed-out")).to_contain_text("You have signed out.")
         status = await page.evaluate("fetch('/api/me').then(r => r.status)")
         assert status == 401
         # oidc-provider's built-in login pages link a Google font; that request was aborted like every

@@ -12,12 +12,15 @@ from urllib.parse import parse_qs, urlsplit
 import aiopg
 import pytest
 
-from portal_core.interfaces import Billing, UnknownPlan, User, WebhookRejected
+from portal_core.interfaces import Billing, Price, UnknownPlan, User, WebhookRejected
 from tests.support.db import create_user
 from tests.support.stripe import SECRET_KEY, WEBHOOK_SECRET
 
 
 class DevHarness:
+    # Not the default price, so a test sees the configured one arrive.
+    pro_price = Price(1250, "eur", "month")
+
     def __init__(self, billing) -> None:
         self.billing = billing
 
@@ -32,6 +35,8 @@ class DevHarness:
 
 
 class StripeHarness:
+    pro_price = Price(900, "usd", "month")  # what the stripe_fake fixture creates
+
     def __init__(self, billing, fake) -> None:
         self.billing = billing
         self.fake = fake
@@ -58,7 +63,7 @@ async def harness(request, pool, stripe_fake):
     if request.param == "dev":
         from portal_plugins.dev_stubs.billing import DevBilling
 
-        yield DevHarness(DevBilling(pool))
+        yield DevHarness(DevBilling(pool, prices={"pro": DevHarness.pro_price}))
         return
     from portal_plugins.stripe.billing import StripeBilling
 
@@ -116,3 +121,17 @@ async def test_an_unauthenticated_webhook_is_rejected(harness, user, body, heade
 
 async def test_health_is_ok(harness):
     assert (await harness.billing.health()).status == "ok"
+
+
+async def test_every_paid_plan_has_its_configured_price(harness):
+    prices = await harness.billing.prices()
+    assert set(prices) == set(harness.billing.plans())
+    assert prices["pro"] == harness.pro_price
+    for price in prices.values():
+        assert isinstance(price.amount, int) and price.amount >= 0
+        assert len(price.currency) == 3 and price.currency == price.currency.lower()
+        assert price.interval in ("day", "week", "month", "year") and price.interval_count >= 1
+
+
+async def test_prices_are_the_same_when_asked_again(harness):
+    assert await harness.billing.prices() == await harness.billing.prices()

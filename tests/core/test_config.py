@@ -120,3 +120,28 @@ def test_plan_limits_come_from_the_environment():
     with pytest.raises(ConfigError) as error:
         load_config({"DEV_MODE": "true", "PLAN_FREE_QUOTA": "lots"}, make_plugin_manager())
     assert "PLAN_FREE_QUOTA" in str(error.value)
+
+
+def test_help_explains_configuration_dev_mode_and_exit_codes(tmp_path):
+    result = run_portal_cmd("--help", env={}, cwd=tmp_path)
+    assert result.returncode == 0
+    out = result.stdout
+    assert "environment" in out and ".env" in out and "DEV_MODE=true" in out
+    for code, meaning in (("78", "configuration"), ("69", "database"), ("0", "success")):
+        assert any(line.strip().startswith(code) and meaning in line for line in out.splitlines()), (code, out)
+
+
+def test_missing_configuration_suggests_dev_mode_and_notes_empty_values_once(tmp_path):
+    result = run_portal_cmd(env={}, cwd=tmp_path)
+    assert result.returncode == 78
+    assert result.stderr.count("empty value counts as missing") == 1
+    assert "set DEV_MODE=true" in result.stderr
+    assert "the portal cannot start" in result.stderr
+
+
+def test_check_config_says_the_portal_would_refuse_to_start(tmp_path):
+    result = run_portal_cmd("check-config", env={"DEV_MODE": "true", "PORT": "eighty"}, cwd=tmp_path)
+    assert result.returncode == 78
+    assert "would refuse to start" in result.stderr and "cannot start" not in result.stderr
+    assert "empty value" not in result.stderr  # nothing was missing, so no note about empty values
+    assert "set DEV_MODE=true" not in result.stderr  # it is already on

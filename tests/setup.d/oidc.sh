@@ -10,6 +10,11 @@ for tool in node npm; do
         exit 1
     fi
 done
+major=$(node --version | sed -E 's/^v([0-9]+).*/\1/')
+if [ "$major" -lt 20 ]; then
+    echo "oidc.sh: node $(node --version) is too old; oidc-provider needs Node.js 20+ (scripts/test installs it into .venvs/node)" >&2
+    exit 1
+fi
 STAMP=node_modules/.portal-lock.sha256
 WANT=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -d node_modules/oidc-provider ]; then
