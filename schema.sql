@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 CREATE UNIQUE INDEX IF NOT EXISTS subscriptions_customer_idx ON subscriptions (provider, customer_id)
     WHERE customer_id IS NOT NULL;
 
--- ===== Events: the audit trail and the outbox (portal_core/events.py, portal_core/outbox.py) =====
+-- ---- Events: the audit trail and the outbox (portal_core/events.py, portal_core/outbox.py) --------------
 -- One row per fact ("artifact.created"), written in the same transaction as the change it records.
 -- actor_id / owner_id are plain ids, not foreign keys: an erased user stays here only as a number.
 CREATE TABLE IF NOT EXISTS events (
@@ -146,7 +146,7 @@ BEGIN
     END IF;
 END
 $$;
-=======
+
 -- ---- Files table: sorting by name and by size (customer front end) ------------------------------------
 -- GET /api/artifacts?sort=name|size pages by (key, id) per owner, as the created_at index serves the default.
 CREATE INDEX IF NOT EXISTS artifacts_owner_name_idx ON artifacts (owner_id, lower(name), id);
