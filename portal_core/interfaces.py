@@ -1,4 +1,5 @@
-"""The three service interfaces (auth, storage, billing), the values they exchange, and their errors.
+"""The three service interfaces (auth, storage, billing), the optional direct-upload capability of
+storage, the values they exchange, and their errors.
 
 Views and webhooks talk only to these Protocols. Only the plugin that implements one imports its
 vendor library (authlib, aiobotocore, stripe). A conformance suite in tests/ runs every
@@ -198,6 +199,92 @@ class Storage(Protocol):
 
     async def health(self) -> Health:
         """Whether objects can be stored right now (for /health). Must be cheap and never raise."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Direct uploads: an optional second storage capability
+
+
+@attrs.frozen
+class PartLimits:
+    """What a storage accepts in one multipart upload (S3 and R2: 5 MiB to 5 GiB, 10,000 parts).
+
+    Every part but the last must be at least ``min_size``; ``preferred_size`` is the part size the
+    portal's own clients are told to use (raised when a file would otherwise need more than ``max_parts``).
+    """
+
+    min_size: int
+    max_size: int
+    max_parts: int
+    preferred_size: int
+
+
+@attrs.frozen
+class StoredPart:
+    """One part a multipart upload holds: its number, its ETag (quoted, as S3 gives it) and its size."""
+
+    number: int
+    etag: str
+    size: int
+
+
+@attrs.frozen
+class PresignedPart:
+    """Where the client PUTs one part's bytes, and until when (seconds since the epoch) that works."""
+
+    url: str
+    expires_at: float
+
+
+class UploadNotFound(ServiceError):
+    """Storage has no such multipart upload (never created, or already completed or aborted)."""
+
+
+@runtime_checkable
+class DirectUploads(Protocol):
+    """Optional, next to :class:`Storage`: clients send an object's bytes straight to storage, in parts.
+
+    The core keeps the bookkeeping (who may upload what, how much, until when) and only authorizes:
+    it creates the multipart upload under a key it generated, presigns one expiring PUT URL per part,
+    lists the parts storage holds, and completes or aborts. Bytes never pass through the portal.
+    Production: R2 (presigned ``UploadPart`` URLs); DEV_MODE: HMAC-signed part URLs the portal itself
+    serves, parts on local disk. A storage without it still takes the streamed POST; ``/api/s3`` then
+    answers 501. The core checks ``isinstance(storage, DirectUploads)`` once, at startup.
+
+    ``upload_origins`` are the origins the browser PUTs parts to (the core adds them to the CSP's
+    connect-src; the dev storage's parts go to the portal itself, so it has none).
+    """
+
+    part_limits: PartLimits
+    upload_origins: tuple[str, ...]
+
+    async def create_multipart(self, key: str, *, content_type: str) -> str:
+        """Start a multipart upload of ``key``; returns its upload id."""
+
+    async def presign_part(self, key: str, upload_id: str, number: int, *, expires_in: int) -> PresignedPart:
+        """An expiring URL the client PUTs part ``number`` to (its answer carries the part's ETag).
+
+        No request to storage is needed; a missing upload shows when the URL is used.
+        """
+
+    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        """Every part stored so far, in part-number order (however many pages storage answers in).
+
+        Raises :class:`UploadNotFound` when the upload does not exist (any more).
+        """
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        """Join ``parts`` (in order) into the object ``key``. Raises :class:`UploadNotFound`."""
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop the upload and every part it holds. Aborting one that does not exist is not an error."""
+
+    def read(self, key: str, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The stored object's bytes from ``start`` up to (not including) ``end``, as a stream.
+
+        For the core's own checks (a policy's look at the first bytes, the SHA-256 verification);
+        memory stays bounded whatever the size. Raises :class:`ObjectNotFound` when there is no object.
+        """
 
 
 # ---------------------------------------------------------------------------------------------------

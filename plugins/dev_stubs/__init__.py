@@ -20,9 +20,10 @@ async def _open_auth(ctx: BackendContext):
 
 @contextlib.asynccontextmanager
 async def _open_storage(ctx: BackendContext):
-    from .storage import LocalStorage
+    from .storage import LocalStorage, signing_secret
 
-    yield LocalStorage(ctx.core.data_dir / "artifacts")
+    yield LocalStorage(ctx.core.data_dir / "artifacts", base_url=ctx.core.base_url,
+                       secret=signing_secret(ctx.core.data_dir))
 
 
 @contextlib.asynccontextmanager
@@ -55,7 +56,11 @@ def portal_billing_backend():
 
 @hookimpl
 def portal_routes(config):
+    from .direct import part_routes
     from .pages import routes_for
 
-    return routes_for(auth=config.selections["auth"].backend.name == "dev",
-                      billing=config.selections["billing"].backend.name == "dev")
+    routes = routes_for(auth=config.selections["auth"].backend.name == "dev",
+                        billing=config.selections["billing"].backend.name == "dev")
+    if config.selections["storage"].backend.name == "dev":
+        routes = [*routes, *part_routes()]  # where direct uploads' signed part URLs point
+    return routes

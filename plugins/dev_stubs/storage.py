@@ -2,7 +2,8 @@
 
 Uploads stream into a temporary file next to their final place and are renamed into place only when
 complete, so a failed or cancelled upload never leaves a partial object behind. File I/O runs in a
-worker thread so a slow disk does not stall the event loop.
+worker thread so a slow disk does not stall the event loop. Direct uploads (parts PUT to signed URLs the
+portal serves itself) are in direct.py.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import asyncio
 import logging
 import os
 import re
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
 from portal_core.interfaces import Download, Health, ObjectNotFound, ObjectTooLarge, StoredObject
+
+from .direct import LocalDirectUploads
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +31,19 @@ _KEY = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
 _TEMP_SUFFIX = ".part"
 
 
-class LocalStorage:
-    """Keeps artifacts under ``root``. Not for production: one disk, no replication."""
+class LocalStorage(LocalDirectUploads):
+    """Keeps artifacts under ``root``. Not for production: one disk, no replication.
+
+    ``base_url`` is where clients reach the portal (direct upload part URLs point there); ``secret``
+    signs those URLs (random when not given: URLs then last as long as the process).
+    """
 
     name = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, base_url: str = "http://127.0.0.1:8080", secret: bytes | None = None) -> None:
         self.root = Path(root)
+        self.base_url = base_url
+        self.secret = secret or secrets.token_bytes(32)
         log.warning("LocalStorage keeps artifacts in %s on this machine: for development only", self.root)
 
     def path_for(self, key: str) -> Path:
@@ -108,3 +118,18 @@ async def _read(file: BinaryIO) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         file.close()
+
+
+def signing_secret(data_dir: Path) -> bytes:
+    """The key that signs direct-upload part URLs, kept in ``data_dir`` so URLs survive a restart."""
+    path = Path(data_dir) / "direct-upload-signing.key"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    temp.write_text(secrets.token_hex(32))
+    os.chmod(temp, 0o600)
+    os.replace(temp, path)
+    return bytes.fromhex(path.read_text().strip())

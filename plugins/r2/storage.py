@@ -1,7 +1,7 @@
 """R2Storage: artifacts in a Cloudflare R2 bucket, spoken to through aiobotocore's S3 client.
 
 One client lives as long as the storage (``async with R2Storage(...)``); it is never made per request.
-Uploads stream: small bodies go in one PutObject, larger ones become a multipart upload whose parts are
+It also offers direct uploads (plugins/r2/direct.py): clients PUT parts to presigned URLs. Streamed uploads: small bodies go in one PutObject, larger ones become a multipart upload whose parts are
 sent as they fill, so memory stays around one part whatever the size. Downloads are presigned GET URLs
 the browser fetches from R2 directly.
 """
@@ -24,11 +24,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from portal_core.http_headers import content_disposition
 from portal_core.interfaces import Download, Health, ObjectTooLarge, ServiceUnavailable, StoredObject
 
+from .direct import MAX_PARTS, R2DirectUploads
 from .settings import MAX_PART_SIZE, MIN_PART_SIZE, MiB, R2Settings
 
 log = logging.getLogger(__name__)
 
-MAX_PARTS = 10_000  # S3/R2 limit on parts per multipart upload.
 DEFAULT_PART_SIZE = 8 * MiB
 
 # Errors that mean "the remote did not do what we asked": a refused connection, a timeout, a 5xx…
@@ -76,7 +76,7 @@ class _Upload:
     finishing: bool = False  # a PutObject / CompleteMultipartUpload was sent: the object may exist
 
 
-class R2Storage:
+class R2Storage(R2DirectUploads):
     """Keeps artifacts in an R2 bucket. Use as ``async with R2Storage(...) as storage``.
 
     The constructor takes plain values (so a test builds one directly); :meth:`from_config` builds

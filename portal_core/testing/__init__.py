@@ -1,0 +1,1 @@
+"""Test support for plugin authors and the portal's own tests."""
