@@ -151,3 +151,43 @@ $$;
 -- GET /api/artifacts?sort=name|size pages by (key, id) per owner, as the created_at index serves the default.
 CREATE INDEX IF NOT EXISTS artifacts_owner_name_idx ON artifacts (owner_id, lower(name), id);
 CREATE INDEX IF NOT EXISTS artifacts_owner_size_idx ON artifacts (owner_id, size, id);
+
+-- ---- Direct uploads: clients send parts straight to storage (portal_core/web/direct.py) ---------------------
+-- One row per multipart upload a client has started and not yet completed. Its declared size counts
+-- against the owner's quota (a reservation) until it is completed, aborted or expires. owner_id is not a
+-- foreign key on purpose: deleting a user must not silently drop rows whose uploads still hold parts in
+-- storage; housekeeping aborts the uploads of users that are gone (portal_core/pending_uploads.py).
+CREATE TABLE IF NOT EXISTS direct_uploads (
+    upload_id     text        PRIMARY KEY,
+    storage_key   text        NOT NULL UNIQUE,
+    owner_id      bigint      NOT NULL,
+    name          text        NOT NULL,
+    content_type  text        NOT NULL,
+    size          bigint      NOT NULL CHECK (size >= 0),
+    part_size     bigint      NOT NULL CHECK (part_size > 0),
+    sha256        text,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    expires_at    timestamptz NOT NULL,
+    -- A lease: while set in the future one request or job is completing, aborting or expiring the upload.
+    busy_until    timestamptz,
+    -- Storage has joined the parts into the object (a completion that died after that is finished later).
+    stored_at     timestamptz
+);
+CREATE INDEX IF NOT EXISTS direct_uploads_owner_idx ON direct_uploads (owner_id);
+CREATE INDEX IF NOT EXISTS direct_uploads_expires_idx ON direct_uploads (expires_at);
+
+-- Whether an artifact's stored bytes are known to be what the client declared: "verified" (streamed
+-- uploads are hashed on the way, so older builds' rows are verified), "unverified" (a direct upload not
+-- yet read back) or "quarantined" (the bytes read back do not match; downloads are refused).
+ALTER TABLE artifacts ADD COLUMN IF NOT EXISTS verification text NOT NULL DEFAULT 'verified';
+ALTER TABLE artifacts ADD COLUMN IF NOT EXISTS verification_detail text;
+
+-- The verification queue (portal_core/verification.py): one row per artifact still to read back and hash.
+-- Claimed with FOR UPDATE SKIP LOCKED; next_attempt_at doubles as the lease of the process working on it.
+CREATE TABLE IF NOT EXISTS artifact_verifications (
+    artifact_id      uuid        PRIMARY KEY REFERENCES artifacts (id) ON DELETE CASCADE,
+    attempts         integer     NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    last_error       text
+);
+CREATE INDEX IF NOT EXISTS artifact_verifications_due_idx ON artifact_verifications (next_attempt_at);

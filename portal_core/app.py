@@ -1,8 +1,8 @@
 """create_app(config) -> web.Application: the one way the portal is built, by the CLI and the tests.
 
 Startup is ordered and torn down in reverse (aiohttp cleanup_ctx): pool → schema → services →
-housekeeping → ``portal_startup`` hooks → the event outbox (so handlers find what startup hooks set up,
-and stop before shutdown hooks run). Nothing here is global: it all lives on the Application (portal_core.keys).
+housekeeping → ``portal_startup`` hooks → the event outbox → the SHA-256 verifier of direct uploads (so
+handlers find what startup hooks set up, and stop before shutdown hooks run). Nothing here is global: it all lives on the Application (portal_core.keys).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from . import __version__, keys
 from .backends import BackendContext
 from .db import apply_schema, create_pool, schema_parts
 from .housekeeping import housekeeping
-from .interfaces import AuthProvider, Billing, Storage
+from .interfaces import AuthProvider, Billing, DirectUploads, Storage
 from .metrics import Metrics
 from .outbox import Outbox, OutboxSettings, consumers_of
 from .plugins import make_plugin_manager, trace_hook_calls
 from .settings import Config
+from .verification import Verifier
 from .web.assets import load_assets
 from .web.plugin_static import load_plugin_static, plugin_static_routes
 from .web.health import Lifecycle, stop_refresh
@@ -54,6 +55,8 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     app[keys.LIFECYCLE] = Lifecycle()
     app[keys.SECURITY_HEADERS] = security_headers(content_security_policy(""))
     app[keys.PLUGIN_STATIC] = load_plugin_static(pm, config)
+    app[keys.DIRECT_UPLOADS] = None
+    app[keys.VERIFIER] = Verifier(app)
     app[keys.OUTBOX] = Outbox(app, consumers_of(pm), OutboxSettings(
         max_attempts=config.core.events_max_attempts, retry_seconds=config.core.events_retry_seconds,
         handler_timeout=config.core.events_handler_timeout))
@@ -63,7 +66,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
         app.add_routes(routes or [])
     app.on_response_prepare.append(add_headers)
     app.on_cleanup.append(stop_refresh)
-    app.cleanup_ctx.extend([_pool, _schema, _services, housekeeping, _startup_hooks, _outbox])
+    app.cleanup_ctx.extend([_pool, _schema, _services, housekeeping, _startup_hooks, _outbox, _verifier])
     if config.core.dev_mode:
         log.warning("DEV_MODE is on: development sign-in, storage and billing may be selected. "
                     "Never run a public portal like this.")
@@ -100,8 +103,17 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                                 f"implement {protocol.__name__}")
             app[key] = instance
             log.info("%s: %s (plugin %s; %s)", service, selection.backend.name, selection.plugin, selection.reason)
+        storage = app[keys.STORAGE]
+        if isinstance(storage, DirectUploads):
+            app[keys.DIRECT_UPLOADS] = storage
+            log.info("storage %s offers direct uploads: /api/s3 is open (parts go to %s)", storage.name,
+                     ", ".join(storage.upload_origins) or "the portal itself")
+        else:
+            log.info("storage %s does not offer direct uploads: /api/s3 answers 501, uploads stream through "
+                     "POST /api/artifacts", storage.name)
         origins = " ".join(getattr(app[keys.AUTH], "form_action_origins", ()) or ())
-        app[keys.SECURITY_HEADERS] = security_headers(content_security_policy(origins))
+        uploads = " ".join(storage.upload_origins) if app[keys.DIRECT_UPLOADS] is not None else ""
+        app[keys.SECURITY_HEADERS] = security_headers(content_security_policy(origins, uploads))
         yield
 
 
@@ -124,3 +136,10 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
     await outbox.start()
     yield
     await outbox.stop()
+
+
+async def _verifier(app: web.Application) -> AsyncIterator[None]:
+    verifier = app[keys.VERIFIER]
+    await verifier.start()
+    yield
+    await verifier.stop()

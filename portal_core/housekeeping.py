@@ -14,6 +14,7 @@ from aiohttp import web
 
 from . import keys
 from .outbox import forget_stale_consumers, purge_old_events, register_consumers
+from .pending_uploads import expire_uploads
 from .tasks import stop_tasks
 from .web.sessions import purge_expired
 
@@ -45,7 +46,7 @@ async def event_consumers(app: web.Application) -> str | None:
 
 
 # The jobs, in order. A feature with rows that expire adds its job here.
-JOBS: tuple[Job, ...] = (expired_sessions, old_events, event_consumers)
+JOBS: tuple[Job, ...] = (expired_sessions, old_events, event_consumers, expire_uploads)
 
 
 async def run_jobs(app: web.Application, jobs: tuple[Job, ...] = JOBS) -> None:

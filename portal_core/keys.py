@@ -25,3 +25,6 @@ SECURITY_HEADERS = web.AppKey("security_headers", dict)
 OUTBOX = web.AppKey("outbox", Any)  # portal_core.outbox.Outbox
 PLUGIN_STATIC = web.AppKey("plugin_static", dict)  # plugin name -> portal_core.web.assets.Assets
 OPENAPI = web.AppKey("openapi", dict)  # {"spec": the OpenAPI document, built on first request}
+# The storage again when it also implements DirectUploads, else None (checked once at startup).
+DIRECT_UPLOADS = web.AppKey("direct_uploads", Any)
+VERIFIER = web.AppKey("verifier", Any)  # portal_core.verification.Verifier

@@ -126,6 +126,16 @@ class CoreSettings:
     ops_token: str | None = setting(
         "OPS_TOKEN", default=None, secret=True, check=_long_token,
         hint="bearer token for operators: /metrics and the details of /health (unset: /metrics is closed)")
+    direct_upload_expiry_seconds: int = setting(
+        "DIRECT_UPLOAD_EXPIRY_SECONDS", default=24 * 3600, check=_positive,
+        hint="a direct upload not completed this many seconds after it started is aborted and its reservation freed")
+    direct_upload_url_seconds: int = setting(
+        "DIRECT_UPLOAD_URL_SECONDS", default=900, check=_positive,
+        hint="how long a presigned part URL of a direct upload stays valid (clients ask again when one expires)")
+    direct_upload_threshold: ByteSize = setting(
+        "DIRECT_UPLOAD_THRESHOLD", default=ByteSize(16 * 1024**2), check=_not_negative,
+        hint="the browser sends files larger than this straight to storage in parallel parts; smaller ones "
+             "through the portal (0: every file goes straight to storage)")
     plan_limits: dict[str, str] = setting("PLAN_", prefix=True, check=_plan_limits,
                                           hint="PLAN_<NAME>_MAX_FILE and PLAN_<NAME>_QUOTA, e.g. PLAN_FREE_QUOTA=1GiB")
 

@@ -15,6 +15,7 @@ from .html import redirect
 from .sessions import authenticate
 from .nav import nav_items
 from .upload import limits_for, usage
+from ..pending_uploads import reserved_bytes
 
 log = logging.getLogger("portal.billing")
 
@@ -31,6 +32,7 @@ async def me(request: web.Request) -> web.Response:
     state = await app[keys.BILLING].current_plan(principal.user.id)
     _plan, limits = await limits_for(app, principal.user)
     used, count = await usage(app[keys.POOL], principal.user.id)
+    reserved = await reserved_bytes(app[keys.POOL], principal.user.id)
     user = principal.user
     return web.json_response({
         "user": {"id": user.id, "email": user.email, "name": user.name, "is_admin": user.is_admin,
@@ -39,7 +41,8 @@ async def me(request: web.Request) -> web.Response:
                  "current_period_end": state.current_period_end.isoformat() if state.current_period_end else None,
                  "cancel_at_period_end": state.cancel_at_period_end,
                  "limits": {"max_file": limits.max_file, "quota": limits.quota}},
-        "usage": {"bytes": used, "count": count},
+        # reserved: the declared sizes of direct uploads still under way, held from the quota until they end.
+        "usage": {"bytes": used, "count": count, "reserved": reserved},
         "csrf_token": principal.session.csrf_token if principal.session else None,
         "nav": nav_items(app, user),
     })
@@ -53,14 +56,18 @@ async def member_since(pool, user_id: int) -> str | None:
     return row[0].isoformat() if row else None
 
 
-@operation("Public facts about this portal: version, DEV_MODE, sign-in backend, paid plans", tags=["meta"],
+@operation("Public facts about this portal: version, DEV_MODE, sign-in backend, paid plans, direct uploads", tags=["meta"],
            auth="none", response={"type": "object"})
 async def meta(request: web.Request) -> web.Response:
     config = request.app[keys.CONFIG]
+    direct = request.app[keys.DIRECT_UPLOADS]
     return web.json_response({
         "dev_mode": config.core.dev_mode, "version": __version__,
         "auth_backend": config.selections["auth"].backend.name,
         "billing_plans": list(request.app[keys.BILLING].plans()),
+        # Whether /api/s3 works with this storage, and from which size the browser should use it.
+        "direct_uploads": {"available": direct is not None, "threshold": config.core.direct_upload_threshold,
+                           "min_part_size": direct.part_limits.min_size if direct is not None else None},
     })
 
 

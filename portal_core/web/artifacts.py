@@ -17,20 +17,26 @@ from ..events import record, record_now
 from ..http_headers import content_disposition
 from ..interfaces import ObjectNotFound, ServiceUnavailable
 from ..openapi import operation
-from .errors import bad_request, not_found, unauthenticated, unavailable
+from .errors import ApiError, bad_request, not_found, unauthenticated, unavailable
 from .sessions import Credential, authenticate, credential
 
-ARTIFACT_COLUMNS = "id, name, size, content_type, sha256, created_at"
+ARTIFACT_COLUMNS = "id, name, size, content_type, sha256, created_at, verification, verification_detail"
 ARTIFACT = {"type": "object", "properties": {
     "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}, "size": {"type": "integer"},
-    "content_type": {"type": "string"}, "sha256": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"}}}
+    "content_type": {"type": "string"},
+    "sha256": {"type": "string", "description": "of the stored bytes; for an unverified direct upload, as declared ('' if none was)"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "verification": {"type": "string", "enum": ["verified", "unverified", "quarantined"],
+                     "description": "verified: the SHA-256 is of the stored bytes; unverified: a direct upload not yet "
+                                    "read back; quarantined: the stored bytes do not match (downloads are refused)"},
+    "verification_detail": {"type": ["string", "null"], "description": "why it is quarantined"}}}
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
 def artifact_json(row) -> dict:
     return {"id": str(row[0]), "name": row[1], "size": row[2], "content_type": row[3], "sha256": row[4],
-            "created_at": row[5].isoformat()}
+            "created_at": row[5].isoformat(), "verification": row[6], "verification_detail": row[7]}
 
 
 # How the listing can be ordered: the sort key, and each sort's default direction.
@@ -137,13 +143,15 @@ def _listing_query(cte: str, sort: str, order: str, after: bool, search: bool) -
     order_by = f"p.k {direction}, p.id {direction}"
     return f"""
         WITH {cte},
-        page AS (SELECT a.id, a.name, a.size, a.content_type, a.sha256, a.created_at, {_KEYS[sort]} AS k
+        page AS (SELECT a.id, a.name, a.size, a.content_type, a.sha256, a.created_at, a.verification,
+                        a.verification_detail, {_KEYS[sort]} AS k
                  FROM who JOIN artifacts a ON a.owner_id = who.user_id{where}
                  ORDER BY {_KEYS[sort]} {direction}, a.id {direction} LIMIT %(limit)s + 1)
         SELECT who.user_id, (SELECT count(*) FROM page),
                (SELECT string_agg(row_to_json(doc)::text, ',' ORDER BY {order_by})
                 FROM page p, LATERAL (SELECT p.id, p.name, p.size, p.content_type, p.sha256,
-                                             {_ISO_CREATED_AT} AS created_at) doc),
+                                             {_ISO_CREATED_AT} AS created_at, p.verification,
+                                             p.verification_detail) doc),
                (SELECT {_KEY_TEXT[sort]} FROM page p ORDER BY {order_by} OFFSET %(limit)s - 1 LIMIT 1)
         FROM who JOIN users u ON u.id = who.user_id"""
 
@@ -216,12 +224,15 @@ async def show_artifact(request: web.Request) -> web.Response:
 
 
 @operation("Download an artifact: a 302 to a short-lived storage URL, or the bytes", tags=["artifacts"],
-           responses={200: "The artifact's bytes (storage without URLs)", 302: "Redirect to a short-lived storage URL"},
+           responses={200: "The artifact's bytes (storage without URLs)", 302: "Redirect to a short-lived storage URL",
+                      409: "Quarantined: the stored bytes do not match the SHA-256 declared at upload"},
            response_type="application/octet-stream")
 async def download_artifact(request: web.Request) -> web.StreamResponse:
     principal = await authenticate(request)
     row = await _owned(request, principal.user.id, ", storage_key")
-    name, size, content_type, key = row[1], row[2], row[3], row[6]
+    name, size, content_type, key = row[1], row[2], row[3], row[8]
+    if row[6] == "quarantined":
+        raise ApiError(409, "quarantined", f"this file is quarantined and cannot be downloaded: {row[7]}")
     try:
         target = await request.app[keys.STORAGE].download(key, filename=name, content_type=content_type)
     except ObjectNotFound:

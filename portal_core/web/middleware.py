@@ -19,8 +19,16 @@ from .html import error_page
 log = logging.getLogger("portal.web")
 
 
-def content_security_policy(form_targets: str) -> str:
-    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+def content_security_policy(form_targets: str, upload_targets: str = "") -> str:
+    """The CSP of every answer. ``form_targets``: where a sign-out form may be redirected (the identity
+    provider); ``upload_targets``: the storage origins the browser PUTs direct-upload parts to.
+
+    'wasm-unsafe-eval' lets the SHA-256 worker compile hash-wasm's WebAssembly (browsers refuse
+    ``WebAssembly.compile`` under a script-src without it); it allows no JavaScript eval, and scripts
+    still come only from the portal itself.
+    """
+    return ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self'{' ' + upload_targets if upload_targets else ''}; "
             f"form-action 'self'{' ' + form_targets if form_targets else ''}; frame-ancestors 'none'; base-uri 'none'; "
             "object-src 'none'")
 

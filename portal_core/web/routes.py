@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import openapi
-from . import account, artifacts, assets, auth, health, tokens, upload
+from . import account, artifacts, assets, auth, direct, health, tokens, upload
 
 
 def core_routes() -> list[web.AbstractRouteDef]:
@@ -26,6 +26,7 @@ def core_routes() -> list[web.AbstractRouteDef]:
         web.get("/api/artifacts/{id}", artifacts.show_artifact),
         web.get("/api/artifacts/{id}/download", artifacts.download_artifact),
         web.delete("/api/artifacts/{id}", artifacts.delete_artifact),
+        *direct.routes(),
         web.get("/api/tokens", tokens.list_tokens),
         web.post("/api/tokens", tokens.create_token),
         web.delete("/api/tokens/{id}", tokens.revoke_token),

@@ -23,6 +23,7 @@ from aiohttp import web
 from .. import keys
 from ..events import record
 from ..interfaces import ObjectTooLarge, ServiceUnavailable, User
+from ..pending_uploads import reserved_bytes
 from ..settings import Limits
 from ..openapi import operation
 from .artifacts import ARTIFACT, ARTIFACT_COLUMNS, artifact_json
@@ -129,6 +130,19 @@ async def usage(pool, user_id: int) -> tuple[int, int]:
     return int(used), int(count)
 
 
+async def locked_usage(cur, user_id: int, *, excluding_upload: str | None = None) -> int:
+    """Bytes the user's quota holds — stored artifacts plus the reservations of pending direct uploads
+    (all but ``excluding_upload``) — with the user's row locked for the rest of the caller's transaction,
+    so concurrent uploads of one user queue here and each sees the others'."""
+    await cur.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user_id,))
+    await cur.execute(
+        "SELECT (SELECT COALESCE(sum(size), 0) FROM artifacts WHERE owner_id = %(user)s)"
+        " + (SELECT COALESCE(sum(size), 0) FROM direct_uploads WHERE owner_id = %(user)s"
+        "    AND upload_id IS DISTINCT FROM %(upload)s)", {"user": user_id, "upload": excluding_upload})
+    (held,) = await cur.fetchone()
+    return int(held)
+
+
 async def limits_for(app: web.Application, user: User) -> tuple[str, Limits]:
     """The user's plan and the limits that apply to them: the plan's (PLAN_<NAME>_*), unless a
     ``portal_limits`` plugin replaces them."""
@@ -167,6 +181,7 @@ async def upload(request: web.Request) -> web.Response:
     app = request.app
     plan, limits = await limits_for(app, user)
     used, _count = await usage(app[keys.POOL], user.id)
+    used += await reserved_bytes(app[keys.POOL], user.id)  # pending direct uploads hold their share
     limit = max(0, min(limits.max_file, limits.quota - used))
     if request.content_length is not None and request.content_length > limit + ENVELOPE_SLACK:
         raise too_large(plan, limits, used, limit)
@@ -204,30 +219,40 @@ async def upload(request: web.Request) -> web.Response:
     if artifact is None:
         await storage.delete(key)
         used, _count = await usage(app[keys.POOL], user.id)
+        used += await reserved_bytes(app[keys.POOL], user.id)
         raise too_large(plan, limits, used, max(0, limits.quota - used))
     app[keys.METRICS].count_bytes("uploaded", meter.size)
     return web.json_response(artifact, status=201)
 
 
 async def commit_row(pool, user: User, key: str, name: str, content_type: str, size: int, sha256: str,
-                     limits: Limits, *, event_data: dict | None = None) -> dict | None:
+                     limits: Limits, *, event_data: dict | None = None, direct_upload: str | None = None,
+                     verified: bool = True) -> dict | None:
     """Insert the artifact row and its ``artifact.created`` event unless the quota filled up meanwhile (then None).
 
     The user's row is locked first, so concurrent commits of one user queue here and each sees the others'
-    sizes: the quota cannot be overshot, whichever upload path the bytes came by.
+    sizes and the reservations of their pending direct uploads: the quota cannot be overshot, whichever
+    upload path the bytes came by. ``direct_upload`` is the pending direct upload being completed: its own
+    reservation is not counted, and its row goes in the same transaction. ``verified=False`` (bytes that
+    did not pass through the portal) queues the artifact for its SHA-256 to be checked (portal_core.verification).
     """
     async with pool.acquire() as conn, conn.cursor() as cur:
         async with cur.begin():
-            await cur.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user.id,))
-            await cur.execute("SELECT COALESCE(sum(size), 0) FROM artifacts WHERE owner_id = %s", (user.id,))
-            (used,) = await cur.fetchone()
-            if used + size > limits.quota:
+            held = await locked_usage(cur, user.id, excluding_upload=direct_upload)
+            if held + size > limits.quota:
                 return None
+            if direct_upload is not None:
+                await cur.execute("DELETE FROM direct_uploads WHERE upload_id = %s RETURNING upload_id", (direct_upload,))
+                if await cur.fetchone() is None:
+                    raise RuntimeError(f"direct upload {direct_upload} vanished while it was being completed")
             await cur.execute(
-                f"""INSERT INTO artifacts (id, owner_id, name, size, content_type, sha256, storage_key)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {ARTIFACT_COLUMNS}""",
-                (str(uuid.uuid4()), user.id, name, size, content_type, sha256, key))
+                f"""INSERT INTO artifacts (id, owner_id, name, size, content_type, sha256, storage_key, verification)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {ARTIFACT_COLUMNS}""",
+                (str(uuid.uuid4()), user.id, name, size, content_type, sha256, key,
+                 "verified" if verified else "unverified"))
             artifact = artifact_json(await cur.fetchone())
+            if not verified:
+                await cur.execute("INSERT INTO artifact_verifications (artifact_id) VALUES (%s)", (artifact["id"],))
             await record(cur, "artifact.created", actor_id=user.id, owner_id=user.id, subject_id=artifact["id"],
                          data={"name": name, "size": size, "content_type": content_type, "sha256": sha256,
                                **(event_data or {})})

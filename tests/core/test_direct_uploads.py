@@ -1,0 +1,442 @@
+"""Direct uploads (/api/s3) end to end over HTTP, against the dev storage and against R2 on moto.
+
+The portal runs in-process on a fixed free port (so the dev storage's signed part URLs reach it); the
+tests play the client with portal_core.direct_client (the same code `portal upload` runs) or with raw
+calls, and look behind the portal's back at the bucket or the directory to see what was left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import aiohttp
+import attrs
+import pytest
+
+from portal_core.direct_client import DirectClient, PortalError, upload_file
+from tests.support.db import create_token, create_user, run_sql
+from tests.support.moto import free_port, object_keys, pending_uploads, r2_env, s3_client
+
+MiB = 1024 * 1024
+PART = 8 * MiB  # both storages' preferred part size
+
+
+@attrs.define
+class Portal:
+    kind: str
+    app: object
+    url: str
+    database_url: str
+    data_dir: Path
+    s3: object = None
+    bucket: str = ""
+    sessions: list = attrs.field(factory=list)
+
+    async def user(self, email: str = "ada@example.com") -> DirectClient:
+        """A client authenticated with a new user's API token."""
+        token = create_token(self.database_url, create_user(self.database_url, email=email))
+        session = aiohttp.ClientSession()
+        self.sessions.append(session)
+        return DirectClient(session, self.url, {"Authorization": f"Bearer {token}"})
+
+    async def leftovers(self) -> list[str]:
+        """Objects and unfinished uploads in storage, and (dev storage) any other file under its root."""
+        if self.kind == "r2":
+            return sorted(await object_keys(self.s3, self.bucket)) + [
+                f"pending upload of {key}" for key in await pending_uploads(self.s3, self.bucket)]
+        root = self.data_dir / "artifacts"
+        if not root.exists():
+            return []
+        objects, pending, strays = [], [], []
+        for path in sorted(root.rglob("*")):
+            relative = path.relative_to(root)
+            if path.is_dir():
+                continue
+            if relative.parts[0] != ".uploads":
+                objects.append(str(relative))
+            elif path.name == "upload.json":
+                pending.append(f"pending upload of {json.loads(path.read_text())['key']}")
+            elif not (path.parent / "upload.json").exists():
+                strays.append(str(relative))
+        return objects + pending + strays
+
+    def rows(self, table: str) -> list:
+        return run_sql(self.database_url, f"SELECT * FROM {table}")
+
+    def events(self, prefix: str) -> list[tuple]:
+        return run_sql(self.database_url, "SELECT type, subject_id, data FROM events WHERE type LIKE %s ORDER BY id",
+                       (prefix + "%",))
+
+
+@pytest.fixture
+async def start(request, make_app, aiohttp_client, database_url, tmp_path):
+    """start(kind, extra_plugins=()) -> a Portal on the dev storage ("dev") or on R2 against moto ("r2")."""
+    portals = []
+    stack = contextlib.AsyncExitStack()
+
+    async def make(kind: str, extra_plugins=()) -> Portal:
+        port = free_port()
+        env = {"APP_BASE_URL": f"http://127.0.0.1:{port}", "PLAN_FREE_MAX_FILE": "40MiB", "PLAN_FREE_QUOTA": "48MiB"}
+        s3 = bucket = None
+        if kind == "r2":
+            endpoint = request.getfixturevalue("moto_endpoint")
+            s3 = await stack.enter_async_context(s3_client(endpoint))
+            bucket = f"direct-{uuid.uuid4().hex[:16]}"
+            await s3.create_bucket(Bucket=bucket)
+            env.update(STORAGE_BACKEND="r2", **r2_env(endpoint, bucket))
+        app = make_app(extra_plugins, **env)
+        await aiohttp_client(app, server_kwargs={"port": port, "host": "127.0.0.1"})
+        portal = Portal(kind, app, f"http://127.0.0.1:{port}", database_url, tmp_path / "data", s3, bucket or "")
+        portals.append(portal)
+        return portal
+
+    yield make
+    for portal in portals:
+        for session in portal.sessions:
+            await session.close()
+    await stack.aclose()
+
+
+@pytest.fixture(params=["dev", "r2"])
+async def portal(request, start) -> Portal:
+    return await start(request.param)
+
+
+async def wait_verified(client: DirectClient, artifact_id: str) -> dict:
+    for _ in range(200):
+        artifact = await client.call("GET", f"/api/artifacts/{artifact_id}")
+        if artifact["verification"] != "unverified":
+            return artifact
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"artifact {artifact_id} was never verified")
+
+
+async def send_parts(client: DirectClient, created: dict, parts: list[bytes]) -> dict[int, str]:
+    """PUT ``parts`` (numbered from 1) to their presigned URLs, in parallel; {number: ETag}."""
+    async def one(number: int, data: bytes) -> tuple[int, str]:
+        return number, await client.put_part(await client.sign(created["uploadId"], created["key"], number), data)
+
+    return dict(await asyncio.gather(*(one(n, d) for n, d in enumerate(parts, start=1))))
+
+
+def write(tmp_path: Path, data: bytes, name: str = "big.bin") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+async def test_a_file_goes_up_in_parallel_parts_and_becomes_a_verified_artifact(portal, tmp_path):
+    ada = await portal.user()
+    data = os.urandom(2 * PART + 12345)
+    seen = []
+    answer = await upload_file(ada, write(tmp_path, data, "Résumé (final).bin"), parallel=3,
+                               progress=lambda done, total: seen.append((done, total)))
+    artifact = answer["artifact"]
+    assert (artifact["name"], artifact["size"]) == ("Résumé (final).bin", len(data))
+    assert artifact["verification"] == "unverified"  # nobody has read the bytes back yet
+    assert answer["location"] == f"{portal.url}/api/artifacts/{artifact['id']}"
+    assert seen[-1] == (len(data), len(data))
+    verified = await wait_verified(ada, artifact["id"])
+    assert (verified["verification"], verified["sha256"]) == ("verified", hashlib.sha256(data).hexdigest())
+    listing = await ada.call("GET", "/api/artifacts")
+    assert [(a["id"], a["verification"]) for a in listing["artifacts"]] == [(artifact["id"], "verified")]
+    async with ada.session.get(f"{portal.url}/api/artifacts/{artifact['id']}/download", headers=ada.headers) as response:
+        assert response.status == 200
+        assert hashlib.sha256(await response.read()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert await portal.leftovers() == [answer["key"]]
+    assert portal.rows("direct_uploads") == [] and portal.rows("artifact_verifications") == []
+    me = await ada.call("GET", "/api/me")
+    assert me["usage"] == {"bytes": len(data), "count": 1, "reserved": 0}
+    assert [e[0] for e in portal.events("upload.") + portal.events("artifact.")] == [
+        "upload.started", "artifact.created", "artifact.verified", "artifact.downloaded"]
+
+
+async def test_the_answers_have_the_shapes_uppy_reads(portal):
+    ada = await portal.user()
+    created = await ada.create("a.bin", PART + 3, "application/octet-stream")
+    assert {"key", "uploadId", "partSize"} <= set(created)
+    assert created["partSize"] == PART and created["maxPartNumber"] == 2  # 8 MiB + 3 bytes in 5 MiB parts
+    signed = await ada.call("GET", f"/api/s3/multipart/{created['uploadId']}/1", params={"key": created["key"]})
+    assert set(signed) == {"url", "expires"} and signed["expires"] == 900
+    batch = await ada.call("GET", f"/api/s3/multipart/{created['uploadId']}/batch",
+                           params={"key": created["key"], "partNumbers": "2,1"})
+    assert set(batch["presignedUrls"]) == {"1", "2"}
+    etags = await send_parts(ada, created, [os.urandom(PART), b"end"])
+    listed = await ada.list_parts(created["uploadId"], created["key"])
+    assert listed == [{"PartNumber": 1, "ETag": etags[1], "Size": PART}, {"PartNumber": 2, "ETag": etags[2], "Size": 3}]
+    done = await ada.complete(created["uploadId"], created["key"], etags)
+    assert set(done) == {"location", "key", "artifact"} and done["key"] == created["key"]
+    with pytest.raises(PortalError) as gone:  # completed: no longer a pending upload
+        await ada.call("DELETE", f"/api/s3/multipart/{created['uploadId']}", params={"key": created["key"]})
+    assert gone.value.status == 404
+
+
+@pytest.mark.parametrize("extra", [-1, +1], ids=["one-byte-fewer", "one-byte-more"])
+async def test_more_or_fewer_bytes_than_declared_are_refused_at_complete_and_nothing_is_left(portal, extra):
+    ada = await portal.user()
+    size = PART + 1000
+    created = await ada.create("a.bin", size, "application/octet-stream")
+    etags = await send_parts(ada, created, [os.urandom(PART), os.urandom(1000 + extra)])
+    with pytest.raises(PortalError) as refused:
+        await ada.complete(created["uploadId"], created["key"], etags)
+    assert refused.value.status == 400 and refused.value.code == "size_mismatch"
+    assert f"{size + extra} bytes" in refused.value.message and f"the {size} declared" in refused.value.message
+    assert await portal.leftovers() == []
+    assert portal.rows("direct_uploads") == [] and portal.rows("artifacts") == []
+    assert (await ada.call("GET", "/api/me"))["usage"]["reserved"] == 0
+    (event,) = portal.events("upload.aborted")
+    assert event[2]["reason"].startswith("refused: storage holds")
+
+
+async def test_parts_of_unequal_sizes_or_not_the_ones_listed_are_refused(portal):
+    ada = await portal.user()
+    size = 2 * PART
+    created = await ada.create("a.bin", size, "application/octet-stream")
+    etags = await send_parts(ada, created, [os.urandom(PART - 1), os.urandom(PART + 1)])
+    with pytest.raises(PortalError) as refused:
+        await ada.complete(created["uploadId"], created["key"], etags)
+    assert refused.value.code == "bad_parts" and "larger than the others" in refused.value.message
+    assert await portal.leftovers() == []
+
+    created = await ada.create("b.bin", 10, "application/octet-stream")
+    await send_parts(ada, created, [b"0123456789"])
+    with pytest.raises(PortalError) as refused:
+        await ada.complete(created["uploadId"], created["key"], {1: '"0000"'})
+    assert refused.value.code == "bad_parts" and "storage holds it with ETag" in refused.value.message
+    assert await portal.leftovers() == [] and portal.rows("direct_uploads") == []
+
+
+async def test_another_users_upload_answers_404_and_stays_intact(portal):
+    ada, bob = await portal.user("ada@example.com"), await portal.user("bob@example.com")
+    created = await ada.create("a.bin", 5, "text/plain")
+    upload, key = created["uploadId"], created["key"]
+    attempts = [("GET", f"/api/s3/multipart/{upload}/1", {"key": key}, None),
+                ("GET", f"/api/s3/multipart/{upload}/batch", {"key": key, "partNumbers": "1"}, None),
+                ("GET", f"/api/s3/multipart/{upload}", {"key": key}, None),
+                ("POST", f"/api/s3/multipart/{upload}/complete", {"key": key}, {"parts": [{"PartNumber": 1, "ETag": "x"}]}),
+                ("DELETE", f"/api/s3/multipart/{upload}", {"key": key}, None),
+                # Ada's own upload id with a key that is not its key: just as unknown.
+                ("GET", f"/api/s3/multipart/{upload}", {"key": key + "0"}, None),
+                ("GET", f"/api/s3/multipart/{upload}", {}, None)]
+    for who, (method, path, params, body) in [(bob, a) for a in attempts[:5]] + [(ada, a) for a in attempts[5:]]:
+        with pytest.raises(PortalError) as refused:
+            await who.call(method, path, params=params, body=body)
+        assert refused.value.status == 404, (method, path, params)
+        assert "no such upload" in refused.value.message
+    etags = await send_parts(ada, created, [b"hello"])
+    assert (await ada.complete(upload, key, etags))["artifact"]["size"] == 5
+
+
+async def test_abort_frees_the_reservation_and_leaves_nothing(portal):
+    ada = await portal.user()
+    created = await ada.create("a.bin", 30 * MiB, "application/octet-stream")
+    await send_parts(ada, created, [os.urandom(PART)])
+    assert (await ada.call("GET", "/api/me"))["usage"]["reserved"] == 30 * MiB
+    assert await ada.call("DELETE", f"/api/s3/multipart/{created['uploadId']}", params={"key": created["key"]}) == {}
+    assert await portal.leftovers() == []
+    assert (await ada.call("GET", "/api/me"))["usage"]["reserved"] == 0
+    with pytest.raises(PortalError) as again:
+        await ada.abort(created["uploadId"], created["key"])
+    assert again.value.status == 404
+    assert [(e[0], e[2]["reason"]) for e in portal.events("upload.aborted")] == [("upload.aborted", "canceled")]
+
+
+async def test_a_reservation_counts_against_the_quota_of_every_upload_path(portal):
+    ada = await portal.user()
+    await ada.create("big.bin", 40 * MiB, "application/octet-stream")  # of a 48 MiB quota
+    with pytest.raises(PortalError) as refused:
+        await ada.create("more.bin", 9 * MiB, "application/octet-stream")
+    assert refused.value.status == 413 and "storage quota of 48 MiB (40 MiB already used)" in refused.value.message
+    form = aiohttp.FormData()
+    form.add_field("file", os.urandom(9 * MiB), filename="streamed.bin")
+    async with ada.session.post(f"{portal.url}/api/artifacts", data=form, headers=ada.headers) as response:
+        assert response.status == 413, await response.text()
+    assert portal.rows("artifacts") == []
+
+
+@pytest.mark.parametrize("metadata, code", [
+    ({}, "bad_size"), ({"size": -1}, "bad_size"), ({"size": "12MB"}, "bad_size"), ({"size": True}, "bad_size"),
+    ({"size": 5, "sha256": "abc"}, "bad_sha256"), ({"size": 5, "sha256": "g" * 64}, "bad_sha256")])
+async def test_a_malformed_start_is_refused_before_anything_is_stored(start, metadata, code):
+    portal = await start("dev")  # refused before storage is asked, whichever it is
+    ada = await portal.user()
+    with pytest.raises(PortalError) as refused:
+        await ada.call("POST", "/api/s3/multipart", body={"filename": "a.bin", "type": "text/plain", "metadata": metadata})
+    assert (refused.value.status, refused.value.code) == (400, code)
+    assert await portal.leftovers() == [] and portal.rows("direct_uploads") == []
+
+
+async def test_bad_names_bodies_and_sizes_over_the_limit_are_refused_before_anything_is_stored(portal):
+    ada = await portal.user()
+    cases = [({"filename": "", "metadata": {"size": 1}}, 400, "bad_filename"),
+             ({"filename": "a\x07b", "metadata": {"size": 1}}, 400, "bad_filename"),
+             ({"filename": "a.bin", "metadata": "big"}, 400, "bad_metadata"),
+             ({"filename": "a.bin", "type": 7, "metadata": {"size": 1}}, 400, "bad_type"),
+             ({"filename": "a.bin", "metadata": {"size": 40 * MiB + 1}}, 413, "too_large")]
+    for body, status, code in cases:
+        with pytest.raises(PortalError) as refused:
+            await ada.call("POST", "/api/s3/multipart", body=body)
+        assert (refused.value.status, refused.value.code) == (status, code), body
+    assert "per-file limit of 40 MiB" in refused.value.message
+    async with ada.session.post(f"{portal.url}/api/s3/multipart", data=b"\xff", headers=ada.headers) as response:
+        assert response.status == 400 and (await response.json())["error"]["code"] == "bad_json"
+    assert await portal.leftovers() == [] and portal.rows("direct_uploads") == []
+
+
+async def test_part_numbers_beyond_what_the_declared_size_needs_are_refused_at_signing(portal):
+    ada = await portal.user()
+    created = await ada.create("a.bin", 11 * MiB, "application/octet-stream")  # at most 3 parts of 5 MiB
+    path = f"/api/s3/multipart/{created['uploadId']}"
+    for number in ("4", "0", "10001"):
+        with pytest.raises(PortalError) as refused:
+            await ada.call("GET", f"{path}/{number}", params={"key": created["key"]})
+        assert refused.value.code == "bad_part_number" and "parts 1 to 3 at most" in refused.value.message
+    for numbers in ("1,4", "", "x", ",".join(["1"] * 1001)):
+        with pytest.raises(PortalError) as refused:
+            await ada.call("GET", f"{path}/batch", params={"key": created["key"], "partNumbers": numbers})
+        assert refused.value.code == "bad_part_number", numbers
+    assert await ada.sign(created["uploadId"], created["key"], 3)
+
+
+async def test_a_wrong_declared_sha256_ends_quarantined_and_downloads_are_refused(portal, tmp_path):
+    ada = await portal.user()
+    data = os.urandom(1000)
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    created = await ada.create("claimed.bin", len(data), "application/octet-stream", sha256=wrong)
+    etags = await send_parts(ada, created, [data])
+    artifact = (await ada.complete(created["uploadId"], created["key"], etags))["artifact"]
+    assert (artifact["verification"], artifact["sha256"]) == ("unverified", wrong)
+    shown = await wait_verified(ada, artifact["id"])
+    actual = hashlib.sha256(data).hexdigest()
+    assert shown["verification"] == "quarantined" and shown["sha256"] == actual
+    assert actual in shown["verification_detail"] and wrong in shown["verification_detail"]
+    listed = (await ada.call("GET", "/api/artifacts"))["artifacts"][0]
+    assert (listed["verification"], listed["verification_detail"]) == ("quarantined", shown["verification_detail"])
+    with pytest.raises(PortalError) as refused:
+        await ada.call("GET", f"/api/artifacts/{artifact['id']}/download")
+    assert refused.value.status == 409 and refused.value.code == "quarantined"
+    assert "quarantined" in refused.value.message and wrong in refused.value.message
+    (event,) = portal.events("artifact.quarantined")
+    assert event[2]["declared_sha256"] == wrong and event[2]["sha256"] == actual
+
+
+async def test_a_sha256_declared_at_complete_must_agree_with_the_one_declared_at_start(portal):
+    ada = await portal.user()
+    data = b"x" * 100
+    created = await ada.create("a.bin", 100, "text/plain", sha256=hashlib.sha256(data).hexdigest())
+    etags = await send_parts(ada, created, [data])
+    with pytest.raises(PortalError) as refused:
+        await ada.complete(created["uploadId"], created["key"], etags, sha256="0" * 64)
+    assert refused.value.code == "bad_sha256"
+    done = await ada.complete(created["uploadId"], created["key"], etags, sha256=hashlib.sha256(data).hexdigest())
+    assert (await wait_verified(ada, done["artifact"]["id"]))["verification"] == "verified"
+
+
+async def test_an_expired_upload_is_aborted_by_housekeeping_and_its_reservation_freed(portal):
+    from portal_core.pending_uploads import expire_uploads
+
+    ada = await portal.user()
+    old = await ada.create("old.bin", 20 * MiB, "application/octet-stream")
+    await send_parts(ada, old, [os.urandom(PART)])
+    fresh = await ada.create("fresh.bin", 5, "text/plain")
+    run_sql(portal.database_url, "UPDATE direct_uploads SET expires_at = now() - interval '1 second' "
+                                 "WHERE upload_id = %s", (old["uploadId"],))
+    with pytest.raises(PortalError) as expired:
+        await ada.sign(old["uploadId"], old["key"], 2)
+    assert expired.value.status == 404
+    assert await expire_uploads(portal.app) == "aborted 1 expired direct upload(s)"
+    assert await portal.leftovers() == [f"pending upload of {fresh['key']}"]
+    assert [row[0] for row in portal.rows("direct_uploads")] == [fresh["uploadId"]]
+    assert (await ada.call("GET", "/api/me"))["usage"]["reserved"] == 5
+    (event,) = portal.events("upload.expired")
+    assert event[1] == old["uploadId"] and event[2]["reason"] == "expired"
+    assert await expire_uploads(portal.app) is None  # nothing more to do
+
+
+async def test_expiry_on_several_pods_takes_each_upload_once(portal):
+    """Two housekeeping rounds at once (two pods): a row another pod has locked or leased is skipped."""
+    import psycopg2
+
+    from portal_core.pending_uploads import expire_uploads
+
+    ada = await portal.user()
+    uploads = [await ada.create(f"{n}.bin", 5, "text/plain") for n in range(3)]
+    run_sql(portal.database_url, "UPDATE direct_uploads SET expires_at = now() - interval '1 second'")
+    run_sql(portal.database_url, "UPDATE direct_uploads SET busy_until = now() + interval '1 hour' WHERE upload_id = %s",
+            (uploads[2]["uploadId"],))  # another pod is aborting this one right now
+    other_pod = psycopg2.connect(portal.database_url)
+    try:
+        with other_pod.cursor() as cur:  # ...and has just claimed this one, in a transaction still open
+            cur.execute("SELECT 1 FROM direct_uploads WHERE upload_id = %s FOR UPDATE", (uploads[1]["uploadId"],))
+            assert await expire_uploads(portal.app) == "aborted 1 expired direct upload(s)"
+        other_pod.rollback()
+    finally:
+        other_pod.close()
+    assert sorted(r[0] for r in portal.rows("direct_uploads")) == sorted(u["uploadId"] for u in uploads[1:])
+    assert await expire_uploads(portal.app) == "aborted 1 expired direct upload(s)"
+    run_sql(portal.database_url, "UPDATE direct_uploads SET busy_until = now() - interval '1 second'")  # its pod died
+    assert await expire_uploads(portal.app) == "aborted 1 expired direct upload(s)"
+    assert portal.rows("direct_uploads") == [] and len(portal.events("upload.expired")) == 3
+
+
+async def test_an_erased_users_uploads_are_aborted_in_storage_not_orphaned(portal):
+    from portal_core.pending_uploads import abort_pending_for_user, expire_uploads
+
+    ada, bob = await portal.user("ada@example.com"), await portal.user("bob@example.com")
+    a = await ada.create("a.bin", PART + 1, "application/octet-stream")
+    await send_parts(ada, a, [os.urandom(PART)])
+    b = await bob.create("b.bin", PART + 1, "application/octet-stream")
+    await send_parts(bob, b, [os.urandom(PART)])
+    ada_id, bob_id = (run_sql(portal.database_url, "SELECT id FROM users WHERE email = %s", (e,))[0][0]
+                      for e in ("ada@example.com", "bob@example.com"))
+    assert await abort_pending_for_user(portal.app, ada_id) == 1  # what an erasure calls first
+    # An erasure that forgot to call it: the user row goes, the pending row stays (no cascade)...
+    run_sql(portal.database_url, "DELETE FROM users WHERE id = %s", (bob_id,))
+    assert len(portal.rows("direct_uploads")) == 1
+    # ...and housekeeping aborts it in storage.
+    assert await expire_uploads(portal.app) == "aborted 1 direct upload(s) of deleted users"
+    assert await portal.leftovers() == [] and portal.rows("direct_uploads") == []
+    assert sorted(e[2]["reason"] for e in portal.events("upload.aborted")) == ["account erased", "owner deleted"]
+
+
+async def test_a_policy_plugin_is_asked_at_the_start_and_again_with_the_stored_head(start):
+    from tests.core.test_events import Integrator  # refuses names ending .exe and files starting with "MZ"
+
+    plugin = Integrator()
+    portal = await start("dev", extra_plugins=[plugin])
+    ada = await portal.user()
+    with pytest.raises(PortalError) as refused:
+        await ada.create("setup.exe", 10, "application/octet-stream")
+    assert (refused.value.status, refused.value.message) == (422, "executables are not accepted here")
+    assert await portal.leftovers() == [] and portal.rows("direct_uploads") == []
+
+    data = b"MZ" + os.urandom(PART)
+    created = await ada.create("renamed.bin", len(data), "application/octet-stream")
+    etags = await send_parts(ada, created, [data[:PART], data[PART:]])
+    with pytest.raises(PortalError) as refused:
+        await ada.complete(created["uploadId"], created["key"], etags)
+    assert (refused.value.status, refused.value.message) == (422, "executables are not accepted here")
+    assert plugin.checked[-2:] == [("renamed.bin", len(data), None), ("renamed.bin", len(data), data[:4096])]
+    assert await portal.leftovers() == [] and portal.rows("direct_uploads") == [] and portal.rows("artifacts") == []
+    (event,) = portal.events("upload.aborted")
+    assert event[2]["reason"] == "refused: executables are not accepted here"
+
+
+async def test_a_session_needs_its_csrf_token_and_a_token_works_for_every_call(portal):
+    from tests.support.portal import dev_sign_in
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        csrf = await dev_sign_in(browser, portal.url, email="carol@example.com")
+        body = {"filename": "a.txt", "type": "text/plain", "metadata": {"size": 3}}
+        async with browser.post(f"{portal.url}/api/s3/multipart", json=body) as response:
+            assert response.status == 403 and (await response.json())["error"]["code"] == "csrf"
+        async with browser.post(f"{portal.url}/api/s3/multipart", json=body, headers={"X-CSRF-Token": csrf}) as response:
+            assert response.status == 201
+    async with aiohttp.ClientSession() as anonymous, anonymous.post(f"{portal.url}/api/s3/multipart", json=body) as response:
+        assert response.status == 401
