@@ -20,10 +20,9 @@ async def _open_auth(ctx: BackendContext):
 
 @contextlib.asynccontextmanager
 async def _open_storage(ctx: BackendContext):
-    from .storage import LocalStorage, signing_secret
+    from .storage import LocalStorage
 
-    yield LocalStorage(ctx.core.data_dir / "artifacts", base_url=ctx.core.base_url,
-                       secret=signing_secret(ctx.core.data_dir))
+    yield LocalStorage(ctx.core.data_dir / "artifacts", base_url=ctx.core.base_url)
 
 
 @contextlib.asynccontextmanager

@@ -35,7 +35,8 @@ class LocalStorage(LocalDirectUploads):
     """Keeps artifacts under ``root``. Not for production: one disk, no replication.
 
     ``base_url`` is where clients reach the portal (direct upload part URLs point there); ``secret``
-    signs those URLs (random when not given: URLs then last as long as the process).
+    signs those URLs (random when not given: after a restart clients ask for fresh URLs, as they do
+    when one expires).
     """
 
     name = "local"
@@ -119,17 +120,3 @@ async def _read(file: BinaryIO) -> AsyncIterator[bytes]:
     finally:
         file.close()
 
-
-def signing_secret(data_dir: Path) -> bytes:
-    """The key that signs direct-upload part URLs, kept in ``data_dir`` so URLs survive a restart."""
-    path = Path(data_dir) / "direct-upload-signing.key"
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    temp.write_text(secrets.token_hex(32))
-    os.chmod(temp, 0o600)
-    os.replace(temp, path)
-    return bytes.fromhex(path.read_text().strip())
