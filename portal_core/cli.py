@@ -1,5 +1,5 @@
 """The `portal` command: serve (the default), check-config, plugins, schema show|apply, healthcheck, smoke,
-events, and whatever plugins add through the ``portal_cli`` hook.
+events, upload, and whatever plugins add through the ``portal_cli`` hook.
 
 ``main`` reads the environment (.env + os.environ) and builds the plugin manager once; every command
 finds them on ``args.env`` and ``args.pm``."""
@@ -20,6 +20,7 @@ from . import __version__
 from .config import EX_CONFIG, ConfigError, describe, environment
 from .events_cli import add_events_commands
 from .logs import configure_logging
+from .upload_cli import add_upload_command
 
 EX_UNAVAILABLE = 69  # sysexits.h: a service we depend on is unavailable
 
@@ -33,9 +34,10 @@ configuration:
 
 exit status:
   0   success
-  1   a check failed (healthcheck, smoke)
+  1   a check failed (healthcheck, smoke), or a file could not be uploaded (upload)
   2   wrong command-line usage
-  64  smoke was given no usable --base-url or token
+  64  smoke or upload was given no usable --base-url or token
+  66  upload: a file does not exist or cannot be read (nothing was sent)
   {EX_UNAVAILABLE}  a service the portal needs (its database) could not be reached
   {EX_CONFIG}  the configuration is incomplete or malformed (nothing was started)
 """
@@ -264,6 +266,7 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
                                            "detail (default: $OPS_TOKEN)")
     smoke.set_defaults(func=cmd_smoke)
     add_events_commands(sub)
+    add_upload_command(sub)
     if pm is not None:
         pm.hook.portal_cli(subparsers=sub)
     return parser

@@ -23,3 +23,11 @@ async def _open(ctx: BackendContext) -> AsyncIterator[object]:
 def portal_storage_backend() -> Backend:
     """Offer the "r2" storage backend."""
     return Backend(name="r2", open=_open, settings=R2Settings, description="Cloudflare R2 via aiobotocore")
+
+
+@hookimpl
+def portal_cli(subparsers) -> None:
+    """`portal storage cors [--apply]`: the bucket CORS rule browsers need for direct uploads."""
+    from .cors import add_commands  # small: aiobotocore is imported only when --apply runs
+
+    add_commands(subparsers)
