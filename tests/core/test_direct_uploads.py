@@ -19,6 +19,8 @@ import aiohttp
 import attrs
 import pytest
 
+from portal_core import hookimpl, keys
+from portal_core.backends import Backend
 from portal_core.direct_client import DirectClient, PortalError, upload_file
 from tests.support.db import create_token, create_user, run_sql
 from tests.support.moto import free_port, object_keys, pending_uploads, r2_env, s3_client
@@ -440,3 +442,113 @@ async def test_a_session_needs_its_csrf_token_and_a_token_works_for_every_call(p
             assert response.status == 201
     async with aiohttp.ClientSession() as anonymous, anonymous.post(f"{portal.url}/api/s3/multipart", json=body) as response:
         assert response.status == 401
+
+
+class PlainStoragePlugin:
+    """A third-party storage with only the streamed interface (no DirectUploads)."""
+
+    __name__ = "plainstore"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @hookimpl
+    def portal_storage_backend(self):
+        from portal_plugins.dev_stubs.storage import LocalStorage
+
+        class PlainStorage:
+            name = "plain"
+
+            def __init__(self, root):
+                self._local = LocalStorage(root)
+                self.put, self.download = self._local.put, self._local.download
+                self.delete, self.health = self._local.delete, self._local.health
+
+        @contextlib.asynccontextmanager
+        async def open_storage(_ctx):
+            yield PlainStorage(self.root)
+
+        return Backend(name="plain", open=open_storage, description="streamed uploads only")
+
+
+async def test_a_storage_without_direct_uploads_answers_501_and_the_streamed_upload_still_works(
+        make_app, aiohttp_client, database_url, tmp_path):
+    app = make_app([PlainStoragePlugin(tmp_path / "plain")], STORAGE_BACKEND="plain")
+    client = await aiohttp_client(app)
+    token = create_token(database_url, create_user(database_url))
+    headers = {"Authorization": f"Bearer {token}"}
+    meta = await (await client.get("/api/meta")).json()
+    assert meta["direct_uploads"] == {"available": False, "threshold": 16 * MiB, "min_part_size": None}
+    for method, path in [("POST", "/api/s3/multipart"), ("GET", "/api/s3/multipart/abc/1?key=k"),
+                         ("GET", "/api/s3/multipart/abc?key=k"), ("POST", "/api/s3/multipart/abc/complete?key=k"),
+                         ("DELETE", "/api/s3/multipart/abc?key=k"), ("GET", "/api/s3/multipart/abc/batch?key=k&partNumbers=1")]:
+        response = await client.request(method, path, headers=headers, json={"filename": "a", "metadata": {"size": 1}})
+        assert response.status == 501, (method, path)
+        error = (await response.json())["error"]
+        assert error["code"] == "direct_uploads_unsupported" and "POST /api/artifacts" in error["message"]
+    form = aiohttp.FormData()
+    form.add_field("file", b"still fine", filename="a.txt")
+    response = await client.post("/api/artifacts", data=form, headers=headers)
+    assert response.status == 201 and (await response.json())["verification"] == "verified"
+
+
+async def test_two_starts_racing_for_the_last_room_in_the_quota_get_one_reservation(start):
+    """Both requests queue on the user's row lock (held here until both wait on it); the second sees the
+    first's reservation and is refused, and its multipart upload is aborted in storage."""
+    import psycopg2
+
+    portal = await start("dev")
+    ada = await portal.user()
+    user_id = run_sql(portal.database_url, "SELECT id FROM users")[0][0]
+    blocker, watcher = psycopg2.connect(portal.database_url), psycopg2.connect(portal.database_url)
+    watcher.autocommit = True  # each look at pg_stat_activity is fresh (it is a snapshot per transaction)
+    try:
+        with blocker.cursor() as cur, watcher.cursor() as watch:
+            cur.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user_id,))
+            racing = [asyncio.ensure_future(ada.create(f"{n}.bin", 30 * MiB, "application/octet-stream")) for n in range(2)]
+            for _ in range(200):
+                watch.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                              "AND wait_event_type = 'Lock'")
+                if watch.fetchone()[0] == 2:
+                    break
+                await asyncio.sleep(0.025)
+            else:
+                raise AssertionError("the two starts never both waited for the user's row")
+        blocker.commit()
+    finally:
+        blocker.close()
+        watcher.close()
+    outcomes = await asyncio.gather(*racing, return_exceptions=True)
+    started = [o for o in outcomes if isinstance(o, dict)]
+    refused = [o for o in outcomes if isinstance(o, PortalError)]
+    assert len(started) == 1 and len(refused) == 1 and refused[0].status == 413
+    assert await portal.leftovers() == [f"pending upload of {started[0]['key']}"]
+    assert (await ada.call("GET", "/api/me"))["usage"]["reserved"] == 30 * MiB
+
+
+async def test_a_completion_already_under_way_is_not_run_twice(start):
+    portal = await start("dev")
+    ada = await portal.user()
+    created = await ada.create("a.bin", 5, "text/plain")
+    etags = await send_parts(ada, created, [b"hello"])
+    run_sql(portal.database_url, "UPDATE direct_uploads SET busy_until = now() + interval '1 minute'")  # another request
+    for attempt in (ada.complete(created["uploadId"], created["key"], etags), ada.abort(created["uploadId"], created["key"])):
+        with pytest.raises(PortalError) as busy:
+            await attempt
+        assert (busy.value.status, busy.value.code) == (409, "busy")
+    run_sql(portal.database_url, "UPDATE direct_uploads SET busy_until = now() - interval '1 second'")  # it died
+    assert (await ada.complete(created["uploadId"], created["key"], etags))["artifact"]["size"] == 5
+
+
+async def test_an_upload_storage_lost_is_dropped_with_its_reservation(start):
+    portal = await start("dev")
+    ada = await portal.user()
+    created = await ada.create("a.bin", 5, "text/plain")
+    etags = await send_parts(ada, created, [b"hello"])
+    storage = portal.app[keys.DIRECT_UPLOADS]
+    await storage.abort_multipart(created["key"], created["uploadId"])  # behind the portal's back
+    with pytest.raises(PortalError) as gone:
+        await ada.complete(created["uploadId"], created["key"], etags)
+    assert gone.value.status == 404 and "storage no longer has it" in gone.value.message
+    assert portal.rows("direct_uploads") == [] and await portal.leftovers() == []
+    assert [e[2]["reason"] for e in portal.events("upload.aborted")] == ["gone from storage"]

@@ -42,6 +42,7 @@ class S3Gate:
         self.upstream = upstream.rstrip("/")
         self.seen: list[Seen] = []
         self._hold: Callable[[web.Request], bool] = lambda _r: False
+        self._refuse: Callable[[web.Request], bool] = lambda _r: False
         self._release = asyncio.Event()
         self._drop = False
         self._changed = asyncio.Event()
@@ -70,9 +71,13 @@ class S3Gate:
         self._release.clear()
         self._drop = False
 
+    def refuse(self, predicate: Callable[[web.Request], bool]) -> None:
+        """Answer matching requests at once with 503 (storage failing), without forwarding them."""
+        self._refuse = predicate
+
     def open(self) -> None:
-        """Let held requests through, and hold nothing more."""
-        self._hold = lambda _r: False
+        """Let held requests through, and hold or refuse nothing more."""
+        self._hold = self._refuse = lambda _r: False
         self._release.set()
 
     def drop_held(self) -> None:
@@ -102,6 +107,10 @@ class S3Gate:
         seen = Seen(request.method, request.path, part_number(request))
         self.seen.append(seen)
         body = await request.read()
+        if self._refuse(request):
+            seen.status = 503
+            self._note()
+            return web.Response(status=503, text="<Error><Code>ServiceUnavailable</Code></Error>")
         if self._hold(request):
             seen.held = True
             self._note()
