@@ -28,6 +28,13 @@ export async function copyText(text, status, field = null) {
   }
 }
 
+/** What the portal knows about the stored bytes (direct uploads are read back and checked after they land). */
+function verificationText(artifact) {
+  if (artifact.verification === 'quarantined') return `Quarantined: ${artifact.verification_detail || 'its bytes do not match'}`;
+  if (artifact.verification === 'unverified') return 'Being checked: the stored bytes are read back and their SHA-256 compared';
+  return 'Verified: the SHA-256 is that of the stored bytes';
+}
+
 /** The details dialog: every fact about one file, the whole name and the whole SHA-256. */
 function showDetails(artifact, opener) {
   const dialog = byId('details-dialog');
@@ -35,7 +42,8 @@ function showDetails(artifact, opener) {
   byId('details-size').textContent = `${humanSize(artifact.size)} (${Number(artifact.size).toLocaleString()} bytes)`;
   byId('details-type').textContent = artifact.content_type || '—';
   byId('details-created').textContent = humanDateTime(artifact.created_at);
-  byId('details-sha').textContent = artifact.sha256;
+  byId('details-sha').textContent = artifact.sha256 || '—';
+  byId('details-verification').textContent = verificationText(artifact);
   byId('details-copied').textContent = '';
   byId('details-download').href = `/api/artifacts/${encodeURIComponent(artifact.id)}/download`;
   byId('details-download').setAttribute('aria-label', `Download ${artifact.name}`);
@@ -63,8 +71,15 @@ function artifactRow(artifact, table) {
   const copied = h('span', { className: 'visually-hidden', role: 'status' });
   const copy = h('button', { type: 'button', className: 'button button-small button-quiet', 'aria-label': `Copy the SHA-256 of ${artifact.name}`, title: 'Copy the whole SHA-256', dataset: { testid: 'copy-sha' } }, 'Copy');
   const shaText = h('code', { title: sha, dataset: { testid: 'artifact-sha' } }, sha.slice(0, 12));
+  const state = artifact.verification;
+  const badge = state === 'quarantined'
+    ? h('span', { className: 'badge badge-danger', title: artifact.verification_detail || '', dataset: { testid: 'artifact-quarantined' } }, 'Quarantined')
+    : state === 'unverified'
+      ? h('span', { className: 'hint', title: 'The stored bytes are being read back to check their SHA-256', dataset: { testid: 'artifact-unverified' } }, 'checking…')
+      : null;
   copy.addEventListener('click', () => copyText(sha, copied));
-  const download = h(
+  // A quarantined file cannot be downloaded (the portal refuses it); its badge and details say why.
+  const download = state === 'quarantined' ? null : h(
     'a',
     { href: `/api/artifacts/${id}/download`, className: 'button button-small', 'aria-label': `Download ${artifact.name}`, dataset: { testid: 'download' } },
     'Download',
@@ -82,7 +97,7 @@ function artifactRow(artifact, table) {
     h('td', { className: 'cell-name', dataset: { label: 'Name' } }, name),
     h('td', { className: 'cell-size', dataset: { label: 'Size', testid: 'artifact-size' } }, humanSize(artifact.size)),
     h('td', { dataset: { label: 'Uploaded' } }, h('time', { dateTime: artifact.created_at }, humanDateTime(artifact.created_at))),
-    h('td', { dataset: { label: 'SHA-256' } }, h('span', { className: 'sha' }, shaText, copy, copied)),
+    h('td', { dataset: { label: 'SHA-256' } }, h('span', { className: 'sha' }, shaText, copy, copied, badge)),
     h('td', { className: 'cell-actions' }, h('div', { className: 'row-actions' }, download, remove)),
   );
   row.artifact = artifact;

@@ -5,6 +5,8 @@ import { ArtifactTable } from './artifacts.js';
 import { byId } from './dom.js';
 import { humanSize, planLabel } from './format.js';
 import { startSignedInPage } from './layout.js';
+import { directUpload } from './multipart.js';
+import { uploadFile } from './upload.js';
 import { setUpUploader } from './uploader.js';
 
 const FREE = 'free';
@@ -36,7 +38,34 @@ export function showPlanAndUsage(me) {
 function uploadLimits() {
   if (!current) return null;
   const { max_file: maxFile, quota } = current.plan.limits;
+  // (Direct uploads under way also hold their size from the quota, but counting them here would refuse
+  // resuming one of them; the portal itself refuses what does not fit.)
   return { plan: current.plan.name, maxFile, remaining: quota - current.usage.bytes, canUpgrade: current.plan.name === FREE };
+}
+
+/** Large files straight to storage when the portal's storage takes direct uploads; the rest through the portal. */
+async function chooseSend() {
+  let direct = null;
+  try {
+    direct = (await api('/api/meta')).direct_uploads;
+  } catch (_) {
+    // Without the answer every file goes through the portal, which always works.
+  }
+  if (!direct || !direct.available) return uploadFile;
+  return (file, options) => (file.size > direct.threshold ? directUpload(file, options) : uploadFile(file, options));
+}
+
+/** A direct upload's SHA-256 is checked after it lands: reload the table when that is done. */
+async function watchVerification(artifact, table) {
+  for (let wait = 500; wait < 60000; wait *= 1.5) {
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    try {
+      if ((await api(`/api/artifacts/${encodeURIComponent(artifact.id)}`)).verification !== 'unverified') break;
+    } catch (_) {
+      return; // deleted meanwhile, or signed out
+    }
+  }
+  await table.reload();
 }
 
 async function refreshUsage() {
@@ -54,8 +83,10 @@ async function main() {
   const table = new ArtifactTable({ onChange: refreshUsage });
   setUpUploader({
     limits: uploadLimits,
-    onUploaded: async () => {
+    send: await chooseSend(),
+    onUploaded: async (artifact) => {
       await Promise.all([table.reload(), refreshUsage()]);
+      if (artifact && artifact.verification === 'unverified') watchVerification(artifact, table);
     },
   });
   await table.reload();

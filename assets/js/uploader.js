@@ -3,9 +3,10 @@
 // byte is sent. Finished rows fade after a few seconds; errors stay until dismissed; "Clear finished"
 // empties the list.
 //
-// Three parts, so another way of sending (direct-to-storage multipart, say) plugs in without touching
-// the rest: `refusal(file, limits)` decides before sending, `UploadRow` draws one file's row, and the
-// `send` function given to setUpUploader moves the bytes (upload.js's uploadFile by default).
+// Three parts, so another way of sending plugs in without touching the rest: `refusal(file, limits)`
+// decides before sending, `UploadRow` draws one file's row, and the `send` function given to setUpUploader
+// moves the bytes (upload.js's uploadFile by default; the dashboard sends large files straight to storage
+// with multipart.js, whose handle can also pause and resume: the row then offers Pause).
 
 import { byId, h } from './dom.js';
 import { humanSize, planLabel } from './format.js';
@@ -39,6 +40,8 @@ export class UploadRow {
     this.progress = h('progress', { max: 100, value: 0, 'aria-label': `Upload progress for ${file.name}`, dataset: { testid: 'upload-progress' } });
     this.status = h('span', { className: 'upload-status', dataset: { testid: 'upload-status' } }, 'Waiting…');
     this.action = h('button', { type: 'button', className: 'button button-small', 'aria-label': `Cancel upload of ${file.name}`, dataset: { testid: 'upload-cancel' } }, 'Cancel');
+    this.actions = h('span', { className: 'upload-actions' }, this.action);
+    this.pauseButton = null;
     this.el = h(
       'li',
       { className: 'upload-item', dataset: { testid: 'upload-item', state: 'queued' } },
@@ -46,8 +49,28 @@ export class UploadRow {
       h('span', { className: 'upload-size' }, humanSize(file.size)),
       this.progress,
       this.status,
-      this.action,
+      this.actions,
     );
+  }
+
+  /** Offer Pause / Resume for a send whose handle can pause (a direct upload). */
+  addPause(handle) {
+    const button = h('button', { type: 'button', className: 'button button-small', 'aria-label': `Pause upload of ${this.name}`, dataset: { testid: 'upload-pause' } }, 'Pause');
+    button.addEventListener('click', () => {
+      if (handle.isPaused()) {
+        handle.resume();
+        button.textContent = 'Pause';
+        button.setAttribute('aria-label', `Pause upload of ${this.name}`);
+        this.setState('uploading', 'Resuming…');
+      } else {
+        handle.pause();
+        button.textContent = 'Resume';
+        button.setAttribute('aria-label', `Resume upload of ${this.name}`);
+        this.setState('paused', `Paused at ${this.progress.value}%`);
+      }
+    });
+    this.actions.prepend(button);
+    this.pauseButton = button;
   }
 
   get state() {
@@ -59,10 +82,13 @@ export class UploadRow {
     this.status.textContent = text;
   }
 
-  showProgress(sent, total) {
+  /** `speed` (bytes a second) is shown when the send measures it. */
+  showProgress(sent, total, speed) {
     const percent = total > 0 ? Math.min(100, Math.floor((sent / total) * 100)) : 0;
     this.progress.value = percent;
-    this.status.textContent = `${percent}% · ${humanSize(sent)} of ${humanSize(total)}`;
+    if (this.state === 'paused') return;
+    const rate = speed > 0 ? ` · ${humanSize(speed)}/s` : '';
+    this.status.textContent = `${percent}% · ${humanSize(sent)} of ${humanSize(total)}${rate}`;
   }
 
   /** An outcome the person must read: announced, and kept until dismissed. `upgrade` adds the link. */
@@ -76,6 +102,7 @@ export class UploadRow {
 
   /** Swap Cancel for Dismiss once the outcome is known. */
   finish(onDismiss) {
+    if (this.pauseButton) this.pauseButton.remove();
     const dismiss = h('button', { type: 'button', className: 'button button-small button-quiet', 'aria-label': `Dismiss ${this.name}`, dataset: { testid: 'upload-dismiss' } }, 'Dismiss');
     dismiss.addEventListener('click', onDismiss);
     this.action.replaceWith(dismiss);
@@ -121,7 +148,11 @@ class Upload {
       return;
     }
     this.row.setState('uploading', 'Starting…');
-    this.handle = this.send(this.file, { onProgress: (sent, total) => this.row.showProgress(sent, total) });
+    this.handle = this.send(this.file, {
+      onProgress: (sent, total, speed) => this.row.showProgress(sent, total, speed),
+      onStatus: (text) => { if (text && this.row.state === 'uploading') this.row.status.textContent = text; },
+    });
+    if (this.handle.pause) this.row.addPause(this.handle);
     try {
       const artifact = await this.handle.promise;
       this.row.progress.value = 100;
@@ -160,8 +191,8 @@ class Upload {
 /**
  * Wire #drop-zone, #file-input, #upload-list and #clear-finished. Files upload one at a time, in the
  * order chosen. `limits()` gives the limits that apply right now ({plan, maxFile, remaining,
- * canUpgrade}); `onUploaded(artifact)` runs after each success; `send(file, {onProgress})` returns
- * {promise, abort} (default: POST /api/artifacts).
+ * canUpgrade}); `onUploaded(artifact)` runs after each success; `send(file, {onProgress, onStatus})` returns
+ * {promise, abort} and, when it can pause, {pause, resume, isPaused} (default: POST /api/artifacts).
  */
 export function setUpUploader({ onUploaded, limits = () => null, send = uploadFile }) {
   const zone = byId('drop-zone');

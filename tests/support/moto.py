@@ -38,10 +38,11 @@ def free_port() -> int:
 class MotoServer:
     """One moto_server process on 127.0.0.1; ``start()`` waits until it answers, ``stop()`` ends it."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, *, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.env = env or {}  # e.g. MOTO_DISABLE_GLOBAL_CORS=true: then only a bucket's own CORS rules apply
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
@@ -50,7 +51,7 @@ class MotoServer:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
