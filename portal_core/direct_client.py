@@ -146,13 +146,14 @@ def _read(path: Path, offset: int, length: int) -> bytes:
 async def upload_file(client: DirectClient, path: Path, *, parallel: int = 4, resume: Resume | None = None,
                       remember: Callable[[Resume | None], None] = lambda _r: None,
                       progress: Callable[[int, int], None] = lambda _done, _total: None,
-                      name: str | None = None) -> dict:
+                      name: str | None = None, sha256: str | None = None) -> dict:
     """Upload ``path`` through the direct protocol and return the portal's completion answer ({location, key,
     artifact}). ``resume`` continues an earlier upload of the same file; ``remember`` is told the upload to
-    resume (at its start) and None once it is complete; ``progress(done, total)`` follows the bytes stored."""
+    resume (at its start) and None once it is complete; ``progress(done, total)`` follows the bytes stored.
+    The file's SHA-256 is computed while the parts go up, unless ``sha256`` already gives it."""
     size = path.stat().st_size
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    hashing = asyncio.ensure_future(asyncio.to_thread(sha256_of, path))
+    hashing = asyncio.ensure_future(asyncio.to_thread(sha256_of, path) if sha256 is None else _known(sha256))
     try:
         done: dict[int, str] = {}
         if resume is not None:
@@ -195,13 +196,16 @@ async def upload_file(client: DirectClient, path: Path, *, parallel: int = 4, re
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-        sha256 = await hashing
-        answer = await client.complete(resume.upload_id, resume.key, done, sha256=sha256)
+        answer = await client.complete(resume.upload_id, resume.key, done, sha256=await hashing)
         remember(None)
         return answer
     finally:
         if not hashing.done():
             hashing.cancel()
+
+
+async def _known(sha256: str) -> str:
+    return sha256
 
 
 def _expected(size: int, part_size: int, number: int) -> int:
