@@ -138,11 +138,13 @@ class Verifier:
                     (verdict, detail, actual, artifact_id))
                 changed = await cur.fetchone() is not None
                 await cur.execute("DELETE FROM artifact_verifications WHERE artifact_id = %s", (artifact_id,))
-                if changed:
-                    data = {"name": name, "sha256": actual}
-                    if verdict == "quarantined":
-                        data.update(declared_sha256=declared or None, reason=detail)
-                    await record(cur, f"artifact.{verdict}", owner_id=owner_id, subject_id=artifact_id, data=data)
+                if changed and verdict == "verified":
+                    await record(cur, "artifact.verified", owner_id=owner_id, subject_id=artifact_id,
+                                 data={"name": name, "sha256": actual})
+                elif changed:
+                    await record(cur, "artifact.quarantined", owner_id=owner_id, subject_id=artifact_id,
+                                 data={"name": name, "sha256": actual, "declared_sha256": declared or None,
+                                       "reason": detail})
         if changed:
             if verdict == "verified":
                 self.verified += 1

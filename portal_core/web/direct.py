@@ -30,7 +30,7 @@ from ..interfaces import PartLimits, ServiceUnavailable, UploadNotFound
 from ..openapi import operation
 from ..pending_uploads import Pending, claim, discard, release, reserved_bytes
 from . import direct_complete
-from .direct_inputs import declared_sha256, declared_size, direct_storage, pending_upload
+from .direct_inputs import declared_sha256, declared_size, direct_storage, pending_upload, s3_errors
 from .errors import ApiError, bad_request, not_found, unavailable
 from .inputs import json_object
 from .sessions import authenticate
@@ -228,10 +228,10 @@ async def abort(request: web.Request) -> web.Response:
 
 def routes() -> list[web.RouteDef]:
     return [
-        web.post("/api/s3/multipart", create),
-        web.get("/api/s3/multipart/{upload_id}/batch", sign_batch),
-        web.get(r"/api/s3/multipart/{upload_id}/{part:\d+}", sign_part),
-        web.get("/api/s3/multipart/{upload_id}", list_parts),
-        web.post("/api/s3/multipart/{upload_id}/complete", direct_complete.complete),
-        web.delete("/api/s3/multipart/{upload_id}", abort),
+        web.post("/api/s3/multipart", s3_errors(create)),
+        web.get("/api/s3/multipart/{upload_id}/batch", s3_errors(sign_batch)),
+        web.get(r"/api/s3/multipart/{upload_id}/{part:\d+}", s3_errors(sign_part)),
+        web.get("/api/s3/multipart/{upload_id}", s3_errors(list_parts)),
+        web.post("/api/s3/multipart/{upload_id}/complete", s3_errors(direct_complete.complete)),
+        web.delete("/api/s3/multipart/{upload_id}", s3_errors(abort)),
     ]

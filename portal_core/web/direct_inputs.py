@@ -3,7 +3,8 @@ and parts — each refused with a 400 (or 404, 501) naming what was wrong."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,20 @@ from ..pending_uploads import Pending, find
 from .errors import ApiError, bad_request, not_found
 
 _HEX = set("0123456789abcdef")
+
+
+def s3_errors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """Errors of the /api/s3 routes also carry the message at the top level, where Uppy's client looks for
+    one to show the person ({"error": {"code", "message"}, "message"}); the portal's own clients read either."""
+    @functools.wraps(handler)  # keeps the OpenAPI operation too
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return web.json_response({"error": {"code": exc.code, "message": exc.message}, "message": exc.message},
+                                     status=exc.status)
+
+    return answer
 
 
 def unsupported() -> ApiError:

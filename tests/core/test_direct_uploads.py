@@ -287,7 +287,9 @@ async def test_bad_names_bodies_and_sizes_over_the_limit_are_refused_before_anyt
         assert (refused.value.status, refused.value.code) == (status, code), body
     assert "per-file limit of 40 MiB" in refused.value.message
     async with ada.session.post(f"{portal.url}/api/s3/multipart", data=b"\xff", headers=ada.headers) as response:
-        assert response.status == 400 and (await response.json())["error"]["code"] == "bad_json"
+        answer = await response.json()
+        assert response.status == 400 and answer["error"]["code"] == "bad_json"
+        assert answer["message"] == answer["error"]["message"]  # where Uppy looks for a message to show
     assert await portal.leftovers() == [] and portal.rows("direct_uploads") == []
 
 
