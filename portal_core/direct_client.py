@@ -24,6 +24,8 @@ import attrs
 
 READ_CHUNK = 1024 * 1024
 PART_ATTEMPTS = 4
+# Part URLs are asked for this many at a time (one portal round trip instead of one per part).
+SIGN_AHEAD = 16
 
 
 class PortalError(Exception):
@@ -85,6 +87,11 @@ class DirectClient:
     async def sign(self, upload_id: str, key: str, number: int) -> str:
         answer = await self.call("GET", f"/api/s3/multipart/{_quote(upload_id)}/{number}", params={"key": key})
         return answer["url"]
+
+    async def sign_batch(self, upload_id: str, key: str, numbers: list[int]) -> dict[int, str]:
+        answer = await self.call("GET", f"/api/s3/multipart/{_quote(upload_id)}/batch",
+                                 params={"key": key, "partNumbers": ",".join(map(str, numbers))})
+        return {int(n): url for n, url in answer["presignedUrls"].items()}
 
     async def list_parts(self, upload_id: str, key: str) -> list[dict]:
         return await self.call("GET", f"/api/s3/multipart/{_quote(upload_id)}", params={"key": key})
@@ -174,18 +181,16 @@ async def upload_file(client: DirectClient, path: Path, *, parallel: int = 4, re
         done = {n: etag for n, etag in done.items() if n <= total_parts}
         sent = sum(_expected(size, resume.part_size, n) for n in done)
         progress(sent, size)
-        todo: asyncio.Queue[int] = asyncio.Queue()
-        for number in range(1, total_parts + 1):
-            if number not in done:
-                todo.put_nowait(number)
+        todo = [number for number in range(1, total_parts + 1) if number not in done]
+        urls = _Urls(client, resume, list(todo))
 
         async def worker() -> None:
             nonlocal sent
-            while not todo.empty():
-                number = todo.get_nowait()
+            while todo:
+                number = todo.pop(0)
                 offset = (number - 1) * resume.part_size
                 data = await asyncio.to_thread(_read, path, offset, _expected(size, resume.part_size, number))
-                done[number] = await _send_part(client, resume, number, data)
+                done[number] = await _send_part(client, urls, number, data)
                 sent += len(data)
                 progress(sent, size)
 
@@ -213,10 +218,33 @@ def _expected(size: int, part_size: int, number: int) -> int:
     return max(0, min(part_size, size - (number - 1) * part_size))
 
 
-async def _send_part(client: DirectClient, upload: Resume, number: int, data: bytes) -> str:
+class _Urls:
+    """Part URLs signed ahead, SIGN_AHEAD at a time, in the order the parts will be sent."""
+
+    def __init__(self, client: DirectClient, upload: Resume, order: list[int]) -> None:
+        self.client = client
+        self.upload = upload
+        self.order = order
+        self.signed: dict[int, str] = {}
+        self.lock = asyncio.Lock()
+
+    async def get(self, number: int) -> str:
+        async with self.lock:
+            if number not in self.signed:
+                at = self.order.index(number) if number in self.order else 0
+                batch = [number] + [n for n in self.order[at + 1:at + SIGN_AHEAD] if n not in self.signed]
+                self.signed.update(await self.client.sign_batch(self.upload.upload_id, self.upload.key, batch))
+            return self.signed.pop(number)
+
+    async def fresh(self, number: int) -> str:
+        self.signed.pop(number, None)
+        return await self.client.sign(self.upload.upload_id, self.upload.key, number)
+
+
+async def _send_part(client: DirectClient, urls: _Urls, number: int, data: bytes) -> str:
     """PUT one part, asking for a fresh URL and retrying with backoff when storage fails or the URL expired."""
+    url = await urls.get(number)
     for attempt in range(1, PART_ATTEMPTS + 1):
-        url = await client.sign(upload.upload_id, upload.key, number)
         try:
             return await client.put_part(url, data)
         except PortalError as exc:
@@ -224,4 +252,5 @@ async def _send_part(client: DirectClient, upload: Resume, number: int, data: by
             if not retriable or attempt == PART_ATTEMPTS:
                 raise
             await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+            url = await urls.fresh(number)
     raise AssertionError("unreachable")
