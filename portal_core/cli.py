@@ -116,14 +116,18 @@ def cmd_check_config(args) -> int:
 
 def cmd_plugins(args) -> int:
     from .backends import offered, select
-    from .plugins import describe_plugins
+    from .hookspecs import HOOKS_VERSION
+    from .plugins import compatibility_warnings, describe_plugins
 
     env, pm = args.env, args.pm
     disabled = _disabled(env)
     dev_mode = env.get("DEV_MODE", "").strip().lower() in ("1", "true", "yes", "on")
     selections, problems = select(pm, env, dev_mode)
+    warnings = compatibility_warnings(pm)
     if args.json:
         print(json.dumps({
+            "hooks_version": HOOKS_VERSION,
+            "warnings": warnings,
             "plugins": describe_plugins(pm),
             "blocked": list(disabled),
             "offered": {service: [{"name": b.name, "plugin": plugin, "description": b.description,
@@ -134,10 +138,12 @@ def cmd_plugins(args) -> int:
             "problems": [str(p) for p in problems],
         }, indent=2))
         return 0 if not problems else EX_CONFIG
-    print("Plugins:")
+    print(f"Plugins (this portal provides hooks {HOOKS_VERSION}):")
     for row in describe_plugins(pm):
         print(f"  {row['name']}  ({row['distribution']} {row['version']})".rstrip())
         print(f"      hooks: {', '.join(row['hooks']) or '(none)'}")
+        if row["requires_hooks"]:
+            print(f"      requires hooks: {row['requires_hooks']}")
     if disabled:
         print(f"  blocked by PORTAL_DISABLE_PLUGINS: {', '.join(disabled)}")
     print("\nBackends offered:")
@@ -149,6 +155,10 @@ def cmd_plugins(args) -> int:
         print(f"  {service}: {selection.backend.name} from plugin {selection.plugin} — {selection.reason}")
     for problem in problems:
         print(f"  problem: {problem}")
+    if warnings:
+        print("\nWarnings:")
+        for warning in warnings:
+            print(f"  warning: {warning}")
     return 0 if not problems else EX_CONFIG
 
 

@@ -144,11 +144,14 @@ async def limits_for(app: web.Application, user: User) -> tuple[str, Limits]:
 
 
 async def check_upload(app: web.Application, user: User, filename: str, content_type: str, size: int | None,
-                       head: bytes | None = None) -> None:
+                       head: bytes | None = None, *, plan: str | None = None) -> None:
     """Ask every ``portal_check_upload`` plugin; the first refusal becomes a 422 naming it. Call it before
-    any byte is stored, with the first :data:`HEAD_BYTES` of the file when they are at hand."""
+    any byte is stored, with the first :data:`HEAD_BYTES` of the file when they are at hand, and the user's
+    ``plan`` when :func:`limits_for` already gave it (else it is looked up)."""
+    if plan is None:
+        plan = (await app[keys.BILLING].current_plan(user.id)).name
     for verdict in app[keys.PLUGIN_MANAGER].hook.portal_check_upload(
-            user=user, filename=filename, content_type=content_type, size=size, head=head,
+            user=user, plan=plan, filename=filename, content_type=content_type, size=size, head=head,
             config=app[keys.CONFIG]):
         if inspect.isawaitable(verdict):
             verdict = await verdict
@@ -182,7 +185,7 @@ async def upload(request: web.Request) -> web.Response:
     name = validate_filename(browser_filename(part))
     content_type = clean_content_type(part.headers.get("Content-Type"))
     head = await read_head(part)
-    await check_upload(app, user, name, content_type, None, head)
+    await check_upload(app, user, name, content_type, None, head, plan=plan)
     key = f"{user.id}/{uuid.uuid4()}"
     meter = Meter(read_part(part, head), limit)
     storage = app[keys.STORAGE]
