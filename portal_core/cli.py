@@ -37,6 +37,7 @@ exit status:
   2   wrong command-line usage
   64  smoke was given no usable --base-url or token
   {EX_UNAVAILABLE}  a service the portal needs (its database) could not be reached
+  73  new-plugin could not write its directory (it exists and is not empty)
   {EX_CONFIG}  the configuration is incomplete or malformed (nothing was started)
 """
 
@@ -247,6 +248,12 @@ def cmd_smoke(args) -> int:
     return run(args)
 
 
+def cmd_new_plugin(args) -> int:
+    from .scaffold import cmd_new_plugin as run
+
+    return run(args)
+
+
 def build_parser(pm=None) -> argparse.ArgumentParser:
     """The ``portal`` parser; with a plugin manager, plugins' ``portal_cli`` commands are added too."""
     parser = argparse.ArgumentParser(prog="portal", description="The customer portal. With no command, serve.",
@@ -274,6 +281,11 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
                                            "detail (default: $OPS_TOKEN)")
     smoke.set_defaults(func=cmd_smoke)
     add_events_commands(sub)
+    new_plugin = sub.add_parser("new-plugin", help="write a ready plugin package (pyproject, hooks, settings, "
+                                                   "README, tests on the portal's test kit)")
+    new_plugin.add_argument("name", help="the plugin's name: lower-case words joined by - or _ (e.g. virus-scan)")
+    new_plugin.add_argument("--dir", help="where to write it (default: ./portal-NAME); must not exist or be empty")
+    new_plugin.set_defaults(func=cmd_new_plugin)
     if pm is not None:
         pm.hook.portal_cli(subparsers=sub)
     return parser

@@ -17,7 +17,7 @@ import pytest
 from portal_core.testing.portal import NoTestDatabase, check_server, create_database, drop_database, with_dbname
 
 # Fixture modules shared across directories, so a session-scoped server (moto) starts once per run.
-pytest_plugins = ["pytester", "tests.support.moto", "tests.support.stripe", "tests.support.app"]
+pytest_plugins = ["pytester", "tests.support.moto", "tests.support.stripe", "tests.support.app", "tests.support.venvs"]
 
 os.environ.setdefault("PORTAL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN_URL = os.environ["PORTAL_TEST_DATABASE_URL"]
