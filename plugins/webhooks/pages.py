@@ -25,7 +25,7 @@ SHOWN_ATTEMPTS = 20
 
 def _when(text: str) -> str:
     moment = dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
-    return f'<time datetime="{escape(text)}">{moment:%Y-%m-%d %H:%M:%S} UTC</time>'
+    return f'<time datetime="{escape(text)}">{moment:%Y-%m-%d %H:%M:%S}</time>'
 
 
 def _status(attempt: dict) -> str:
@@ -34,16 +34,18 @@ def _status(attempt: dict) -> str:
     return str(attempt["status"])
 
 
-def _log_table(log: list[dict]) -> str:
+def _log_table(log: list[dict], url: str) -> str:
     if not log:
         return '<p class="empty">No deliveries yet.</p>'
     rows = "".join(
         f"<tr><td>{_when(a['attempted_at'])}</td><td>{escape(a['event_type'])}</td><td>{a['attempt']}</td>"
-        f"<td>{_status(a)}</td><td>{a['duration_ms']} ms</td><td>{escape(a['state'])}</td></tr>"
+        f"<td>{_status(a)}</td><td>{a['duration_ms']} ms</td></tr>"
         for a in log)
-    return ('<div class="table-wrap"><table class="table"><thead><tr><th scope="col">Time</th>'
-            '<th scope="col">Event</th><th scope="col">Attempt</th><th scope="col">Status</th>'
-            f'<th scope="col">Duration</th><th scope="col">Message</th></tr></thead><tbody>{rows}</tbody></table></div>')
+    # The table may scroll sideways on a narrow page: focusable, so the keyboard can scroll it too.
+    return (f'<div class="table-wrap" tabindex="0" role="region" aria-label="Delivery log of {escape(url)}">'
+            '<table class="table"><thead><tr><th scope="col">Time (UTC)</th><th scope="col">Event</th>'
+            '<th scope="col">Attempt</th><th scope="col">Status</th><th scope="col">Duration</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>")
 
 
 def _csrf(principal: Principal) -> str:
@@ -53,16 +55,17 @@ def _csrf(principal: Principal) -> str:
 async def _endpoint_section(request: web.Request, principal: Principal, endpoint: dict) -> str:
     log = await endpoints.attempts(request.app, principal.user, endpoint["id"], limit=SHOWN_ATTEMPTS)
     base = f"{PATH}/{escape(endpoint['id'])}"
-    return f"""<section class="stack" aria-label="{escape(endpoint['url'])}">
+    return f"""<section aria-label="{escape(endpoint['url'])}">
 <h2><code>{escape(endpoint['url'])}</code></h2>
 <dl class="facts"><dt>Events</dt><dd>{escape(", ".join(endpoint['events']))}</dd>
-<dt>Added</dt><dd>{_when(endpoint['created_at'])}</dd></dl>
-{_log_table(log)}
+<dt>Added</dt><dd>{_when(endpoint['created_at'])} UTC</dd></dl>
+{_log_table(log, endpoint['url'])}
 <div class="actions">
 <form method="post" action="{base}/test">{_csrf(principal)}<button type="submit" class="button button-small">Send a test</button></form>
 <form method="post" action="{base}/delete">{_csrf(principal)}<button type="submit" class="button button-small button-danger">Delete</button></form>
 </div>
-</section>"""
+</section>
+<hr>"""
 
 
 def _add_form(principal: Principal, url: str = "", events: str = "") -> str:
@@ -71,8 +74,9 @@ def _add_form(principal: Principal, url: str = "", events: str = "") -> str:
 <label for="webhook-url">Endpoint URL</label>
 <input id="webhook-url" name="url" type="text" inputmode="url" required placeholder="https://example.com/hooks" value="{escape(url)}">
 <label for="webhook-events">Event types</label>
-<input id="webhook-events" name="events" type="text" required value="{escape(events or ALL_TYPES)}">
-<p class="hint">Comma-separated, such as <code>artifact.created, artifact.deleted</code>; <code>*</code> sends every type.</p>
+<input id="webhook-events" name="events" type="text" required value="{escape(events or ALL_TYPES)}"
+ aria-describedby="webhook-events-hint">
+<span class="hint" id="webhook-events-hint">Comma-separated, such as artifact.created, artifact.deleted, plan.changed; * sends every type.</span>
 <div class="actions"><button type="submit" class="button button-primary">Add endpoint</button></div>
 </form>"""
 

@@ -121,7 +121,8 @@ async def test_a_failing_handler_is_retried_then_parked_then_requeued(integrator
 
     async def parked():
         for _ in range(200):
-            rows = run_sql(database_url, "SELECT attempts, last_error, parked_at IS NOT NULL FROM event_deliveries")
+            rows = run_sql(database_url, "SELECT attempts, last_error, parked_at IS NOT NULL FROM event_deliveries "
+                                          "WHERE plugin = 'integrator'")
             if rows and rows[0][2]:
                 return rows
             await asyncio.sleep(0.05)
