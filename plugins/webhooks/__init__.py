@@ -60,10 +60,15 @@ async def portal_event(event, app):
 
 @hookimpl
 async def portal_startup(app):
+    from portal_core import keys
+
     from .deliver import DELIVERER, Deliverer
     from .endpoints import settings_of
 
-    deliverer = Deliverer(app, settings_of(app))
+    attempts = app[keys.METRICS].counter("portal_webhook_attempts_total", "Outgoing webhook delivery attempts by "
+                                         "outcome: delivered, retrying (failed, tried again later), failed (gave up)",
+                                         ["outcome"])
+    deliverer = Deliverer(app, settings_of(app), attempts)
     await deliverer.start()
     app[DELIVERER] = deliverer
 

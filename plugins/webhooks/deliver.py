@@ -75,9 +75,11 @@ class Deliverer:
     """One process's deliverer: ``start()`` in portal_startup, ``stop()`` in portal_shutdown, ``wake()``
     when something was queued."""
 
-    def __init__(self, app: web.Application, settings: WebhooksSettings) -> None:
+    def __init__(self, app: web.Application, settings: WebhooksSettings, attempts=None) -> None:
         self.app = app
         self.settings = settings
+        # portal_webhook_attempts_total{outcome}: registered once per app, by the plugin's startup.
+        self.attempts = attempts
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._http: aiohttp.ClientSession | None = None
@@ -206,6 +208,8 @@ class Deliverer:
             log.warning("could not record webhook attempt %s of message %s: %s", item.attempt, item.message_id,
                         _first_line(exc))
             return
+        if self.attempts is not None:
+            self.attempts.labels(outcome="retrying" if state == "pending" else state).inc()
         if state == "failed":
             log.warning("gave up on webhook message %s to endpoint %s after %s attempts", item.message_id,
                         item.endpoint_id, item.attempt)

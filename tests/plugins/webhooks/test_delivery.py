@@ -12,6 +12,7 @@ import psycopg2
 import pytest
 from standardwebhooks import Webhook
 
+from portal_core.keys import METRICS
 from portal_core.testing import signed_in
 from tests.support.db import run_sql
 
@@ -72,6 +73,9 @@ async def test_a_failed_delivery_is_retried_with_the_same_message_until_it_is_ac
     log = await log_of(ada, hook["id"], 3)
     assert [(a["attempt"], a["status"]) for a in reversed(log)] == [(1, 500), (2, 503), (3, 200)]
     assert log[0]["state"] == "delivered" and all(a["duration_ms"] >= 0 for a in log)
+    registry = portal_client.server.app[METRICS].registry  # what /metrics shows the operator
+    assert [registry.get_sample_value("portal_webhook_attempts_total", {"outcome": outcome})
+            for outcome in ("retrying", "delivered")] == [2.0, 1.0]
 
 
 async def test_after_the_last_retry_the_message_is_given_up(portal_client, receiver, portal_db):
