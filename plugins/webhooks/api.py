@@ -21,7 +21,8 @@ ATTEMPT = {"type": "object", "properties": {
     "attempted_at": {"type": "string", "format": "date-time"}, "attempt": {"type": "integer"},
     "status": {"type": ["integer", "null"]}, "duration_ms": {"type": "integer"}, "error": {"type": "string"},
     "event_type": {"type": "string"}, "message_id": {"type": "string"},
-    "state": {"type": "string", "enum": ["pending", "delivered", "failed"]}}}
+    "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+    "response": {"type": "string", "description": "the start of the receiver's answer"}}}
 EXAMPLE = '{"url": "https://example.com/hooks", "events": ["artifact.created"]}'
 
 

@@ -23,7 +23,9 @@ from .settings import WebhooksSettings
 from .ssrf import UrlRefused, check_url, parse_url
 
 SECTION = "webhooks"
+# 50 types of up to 64 characters keep the webhook.created event's data under the core's 4 KiB.
 MAX_TYPES = 50
+MAX_TYPE = 64
 _TYPE = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
 LOG_LIMIT = 50
 
@@ -39,7 +41,7 @@ def event_types(value: Any) -> list[str]:
                           f"or [\"{ALL_TYPES}\"] for every type (docs/events.md lists them)", code="bad_events")
     types: list[str] = []
     for item in value:
-        if not isinstance(item, str) or not (item == ALL_TYPES or (_TYPE.match(item) and len(item) <= 100)):
+        if not isinstance(item, str) or not (item == ALL_TYPES or (_TYPE.match(item) and len(item) <= MAX_TYPE)):
             raise bad_request(f"'events' holds {item!r}, which is not an event type such as \"artifact.created\"",
                               code="bad_events")
         if item not in types:
@@ -129,11 +131,11 @@ async def attempts(app: web.Application, user: User, endpoint_id: str, limit: in
             raise not_found("webhook")
         await cur.execute(
             "SELECT a.attempted_at, a.attempt, a.status_code, a.duration_ms, a.error, d.event_type, d.message_id, "
-            "d.state FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id "
+            "d.state, a.response FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id "
             "WHERE a.endpoint_id = %s ORDER BY a.attempted_at DESC, a.id DESC LIMIT %s", (endpoint_id, limit))
         rows = await cur.fetchall()
     return [{"attempted_at": r[0].isoformat(), "attempt": r[1], "status": r[2], "duration_ms": r[3], "error": r[4],
-             "event_type": r[5], "message_id": r[6], "state": r[7]} for r in rows]
+             "event_type": r[5], "message_id": r[6], "state": r[7], "response": r[8]} for r in rows]
 
 
 def wake(app: web.Application) -> None:

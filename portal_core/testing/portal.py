@@ -58,15 +58,12 @@ def database_server(data_dir: Path) -> Iterator[str]:
         return
     from portal_core.devdb import NoPostgres, throwaway_postgres
 
-    try:
-        server = throwaway_postgres(data_dir, remove=True)
-        url = server.__enter__()
-    except NoPostgres as exc:
-        raise NoTestDatabase(f"{exc} (or set {SERVER_VARIABLE} to a server you may create databases on)") from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(throwaway_postgres(data_dir, remove=True))
+        except NoPostgres as exc:
+            raise NoTestDatabase(f"{exc} (or set {SERVER_VARIABLE} to a server you may create databases on)") from None
         yield url
-    finally:
-        server.__exit__(None, None, None)
 
 
 def create_database(server_url: str) -> str:

@@ -50,6 +50,7 @@ WRONG = [
     ({"url": "http://127.0.0.1:9/", "events": ["Artifact Created"]}, "bad_events"),
     ({"url": "http://127.0.0.1:9/", "events": [7]}, "bad_events"),
     ({"url": "http://127.0.0.1:9/", "events": ["a.b"] * 51}, "bad_events"),
+    ({"url": "http://127.0.0.1:9/", "events": ["a." + "b" * 63]}, "bad_events"),
     ({"url": "http://127.0.0.1:9/\u0000", "events": ["*"]}, "bad_text"),
 ]
 
@@ -63,6 +64,14 @@ async def test_wrong_input_is_refused_naming_it_and_nothing_is_stored(portal_cli
         assert (response.status, error["code"]) == (400, code), (body, error)
         assert error["message"]
     assert run_sql(portal_db, "SELECT count(*) FROM webhook_endpoints") == [(0,)]
+
+
+async def test_the_longest_list_of_types_is_accepted(portal_client, captured_events):
+    ada = await signed_in(portal_client, "ada@example.com")
+    types = [f"t{chr(97 + n // 26)}{chr(97 + n % 26)}." + "x" * 60 for n in range(50)]  # 50 types of 64 characters
+    created = await ada.post("/api/webhooks", json={"url": "http://127.0.0.1:9/", "events": types})
+    assert created.status == 201, await created.text()
+    assert (await captured_events.wait_for("webhook.created")).data["events"] == types
 
 
 @pytest.mark.portal(env={"WEBHOOKS_MAX_ENDPOINTS": "2"})

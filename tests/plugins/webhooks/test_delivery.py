@@ -54,8 +54,8 @@ async def test_a_customers_own_events_arrive_signed_as_standard_webhooks(portal_
     assert hook["secret"] not in delivery.body.decode() and "127.0.0.1" not in delivery.body.decode()
     assert "user_agent" not in json.dumps(payload) and "ip" not in payload["data"]
     log = await log_of(ada, hook["id"], 1)
-    assert [(a["event_type"], a["attempt"], a["status"], a["state"]) for a in log] == [
-        ("artifact.created", 1, 200, "delivered")]
+    assert [(a["event_type"], a["attempt"], a["status"], a["state"], a["response"]) for a in log] == [
+        ("artifact.created", 1, 200, "delivered", "thanks")]
     await asyncio.sleep(0.5)  # the other customer's upload and the deletion had every chance to arrive
     assert len(receiver.received) == 1
 
