@@ -16,6 +16,7 @@ change applies it at once.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -106,9 +107,9 @@ async def save(cur, changes: Mapping[str, Any], *, actor_id: int | None) -> tupl
                for name in changes if getattr(before, name) != getattr(after, name)}
     for name in changed:
         await cur.execute(
-            "INSERT INTO site_settings (name, value, updated_by) VALUES (%s, to_jsonb(%s), %s) "
+            "INSERT INTO site_settings (name, value, updated_by) VALUES (%s, %s::jsonb, %s) "
             "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by",
-            (name, getattr(after, name), actor_id))
+            (name, json.dumps(getattr(after, name)), actor_id))
     if changed:
         await record(cur, "admin.settings_changed", actor_id=actor_id, data=changed)
     return before, after
