@@ -153,9 +153,9 @@ CREATE INDEX IF NOT EXISTS artifacts_owner_name_idx ON artifacts (owner_id, lowe
 CREATE INDEX IF NOT EXISTS artifacts_owner_size_idx ON artifacts (owner_id, size, id);
 
 -- ---- Admin console: user controls, token scopes and expiry, site switches (portal_core/accounts.py, site.py) --
--- is_admin follows the identity provider at every sign-in; admin_granted is set by `portal admin grant-admin`
+-- is_admin follows the identity provider at every sign-in, admin_granted is set by `portal admin grant-admin`
 -- and survives sign-ins (the user is an admin when either is true). frozen_at set: every session and token of
--- the user is refused (checked in the credential query) and sign-in is refused; nothing is deleted.
+-- the user is refused (checked in the credential query) and sign-in is refused, nothing is deleted.
 -- limit_max_file / limit_quota: an admin's override of the plan's limits (NULL: the plan's).
 ALTER TABLE users ADD COLUMN IF NOT EXISTS admin_granted boolean NOT NULL DEFAULT false;
 ALTER TABLE users ADD COLUMN IF NOT EXISTS frozen_at timestamptz;

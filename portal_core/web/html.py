@@ -1,7 +1,7 @@
 """The one layout for server-rendered pages (sign-in errors, error pages, plugins' pages).
 
 ``render_page`` draws the same chrome the front end's pages draw in assets/js/layout.js — skip link,
-DEV_MODE banner, header with brand, nav, the signed-in email and the sign-out button — with the same
+DEV_MODE banner, the admins' site banner, header with brand, nav, the signed-in email and the sign-out button — with the same
 markup and classes, so every page looks one way; a browser test compares the two headers. Everything
 interpolated is escaped; no inline script or style, so the CSP holds.
 """

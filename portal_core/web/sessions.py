@@ -4,6 +4,9 @@ The cookie carries a random 256-bit id; the database keeps only its SHA-256, so 
 sharing the database can serve any browser, and a copy of the table replays nothing. A session with no
 user is a pre-login session: it carries the login state between /auth/login and /auth/callback.
 Anything the identity provider hands back (the OIDC id_token) lives in ``data``, never in the cookie.
+
+Whatever the credential, the query that reads it also reads whether its user is frozen and, for an API
+token, its scopes and expiry, so one round trip decides, on every process at once (:func:`admit`).
 """
 
 from __future__ import annotations
