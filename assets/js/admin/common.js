@@ -30,6 +30,11 @@ export async function startAdminPage() {
   return me;
 }
 
+/** "1 file", "3 files". */
+export function files(count) {
+  return `${Number(count).toLocaleString()} ${count === 1 ? 'file' : 'files'}`;
+}
+
 /** {max_file, quota} as "5 GiB per file, 100 GiB in all". */
 export function limitsText(limits) {
   if (!limits) return '';

@@ -11,22 +11,36 @@ const TEXT_FILTERS = ['type', 'actor', 'owner', 'subject'];
 const TIME_FILTERS = ['since', 'until'];
 let cursor = null;
 
-function who(id, email) {
-  if (id === null || id === undefined) return '—';
+function userLink(id, email) {
   return h('a', { href: `/admin/users/${id}`, title: `user ${id}` }, email || `user ${id}`);
+}
+
+/** Who did it, and whose account it was about when that is someone else. */
+function who(event) {
+  const actor = event.actor_id == null ? h('span', { className: 'hint' }, 'nobody signed in') : userLink(event.actor_id, event.actor_email);
+  if (event.owner_id == null || event.owner_id === event.actor_id) return actor;
+  return h('span', {}, actor, h('div', { className: 'hint' }, 'about ', userLink(event.owner_id, event.owner_email)));
+}
+
+/** The subject and every data field as "key: value" lines (nested values as compact JSON). */
+function details(event) {
+  const fields = [];
+  if (event.subject_id) fields.push(['subject', event.subject_id]);
+  for (const [key, value] of Object.entries(event.data || {})) {
+    fields.push([key, typeof value === 'string' ? value : JSON.stringify(value)]);
+  }
+  return h('ul', { className: 'details' }, fields.map(([key, value]) => h('li', {}, h('span', { className: 'detail-key' }, `${key}: `), value)));
 }
 
 function eventRow(event) {
   return h(
     'tr',
     { dataset: { testid: 'event-row', type: event.type } },
-    h('td', { dataset: { label: 'When' } }, humanDateTime(event.occurred_at)),
-    h('td', { className: 'cell-name', dataset: { label: 'Event' } }, h('code', {}, event.type), h('div', { className: 'hint' }, describeEvent(event))),
-    h('td', { dataset: { label: 'Actor' } }, who(event.actor_id, event.actor_email)),
-    h('td', { dataset: { label: 'Owner' } }, who(event.owner_id, event.owner_email)),
-    h('td', { className: 'data-cell', dataset: { label: 'Subject' } }, event.subject_id || '—'),
+    h('td', { className: 'cell-when', dataset: { label: 'When' } }, humanDateTime(event.occurred_at)),
+    h('td', { dataset: { label: 'Event' } }, h('code', {}, event.type), h('div', { className: 'hint' }, describeEvent(event))),
+    h('td', { dataset: { label: 'Who' } }, who(event)),
     h('td', { dataset: { label: 'From' } }, h('span', { title: event.user_agent || '' }, [event.ip, browserName(event.user_agent)].filter(Boolean).join(' · ') || '—')),
-    h('td', { className: 'data-cell', dataset: { label: 'Data' } }, JSON.stringify(event.data)),
+    h('td', { dataset: { label: 'Details' } }, details(event)),
   );
 }
 

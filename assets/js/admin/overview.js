@@ -3,7 +3,7 @@
 import { api } from '../api.js';
 import { byId, h, notify } from '../dom.js';
 import { humanSize, planLabel } from '../format.js';
-import { startAdminPage } from './common.js';
+import { files, startAdminPage } from './common.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -82,7 +82,8 @@ async function main() {
   byId('stat-users').textContent = data.users.total.toLocaleString();
   byId('stat-active').textContent = data.users.active_30_days.toLocaleString();
   byId('stat-paying').textContent = data.paying.reduce((sum, p) => sum + p.users, 0).toLocaleString();
-  byId('stat-storage').textContent = `${humanSize(data.storage.bytes)} in ${data.storage.files.toLocaleString()} files`;
+  byId('stat-storage').textContent = humanSize(data.storage.bytes);
+  byId('stat-files').textContent = `in ${files(data.storage.files)}`;
   byId('stat-frozen').textContent = data.users.frozen.toLocaleString();
   byId('chart-uploads').replaceChildren(uploadsChart(data.uploads_per_day));
   byId('uploads-body').replaceChildren(...data.uploads_per_day.slice().reverse().map((day) => h(

@@ -4,7 +4,7 @@ import { browserName, describeEvent } from '../activity.js';
 import { api } from '../api.js';
 import { byId, confirmAction, h, notify } from '../dom.js';
 import { humanDate, humanDateTime, humanSize, planLabel } from '../format.js';
-import { limitsText, startAdminPage, statusBadges } from './common.js';
+import { files, limitsText, startAdminPage, statusBadges } from './common.js';
 
 const userId = window.location.pathname.split('/').pop();
 let user = null;
@@ -17,7 +17,7 @@ function show(data) {
   byId('user-email-fact').textContent = data.email;
   byId('user-status').replaceChildren(statusBadges(data));
   byId('user-plan').textContent = `${planLabel(data.plan)} (subscription: ${data.subscription_status})`;
-  byId('user-usage').textContent = `${humanSize(data.usage.bytes)} in ${data.usage.files} files`;
+  byId('user-usage').textContent = `${humanSize(data.usage.bytes)} in ${files(data.usage.files)}`;
   if (data.limits) {
     byId('user-limits').textContent = `${limitsText(data.limits)}${data.limits_override ? ' (own limits)' : " (the plan's)"}`;
   }

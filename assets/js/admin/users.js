@@ -3,7 +3,7 @@
 import { api } from '../api.js';
 import { byId, h, notify } from '../dom.js';
 import { humanDateTime, humanSize, planLabel } from '../format.js';
-import { startAdminPage, statusBadges } from './common.js';
+import { files, startAdminPage, statusBadges } from './common.js';
 
 const PAGE = 50;
 let cursor = null;
@@ -16,7 +16,7 @@ function userRow(user) {
       h('a', { href: `/admin/users/${user.id}`, dataset: { testid: 'user-link' } }, user.email),
       user.name ? h('div', { className: 'hint' }, user.name) : null),
     h('td', { dataset: { label: 'Plan' } }, planLabel(user.plan)),
-    h('td', { dataset: { label: 'Storage' } }, `${humanSize(user.usage.bytes)} · ${user.usage.files} files`,
+    h('td', { dataset: { label: 'Storage' } }, `${humanSize(user.usage.bytes)} · ${files(user.usage.files)}`,
       user.limits_override ? h('div', { className: 'hint' }, 'Own limits') : null),
     h('td', { dataset: { label: 'Last sign-in' } }, user.last_sign_in_at ? humanDateTime(user.last_sign_in_at) : 'Never'),
     h('td', { dataset: { label: 'Status' } }, statusBadges(user)),
