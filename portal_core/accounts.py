@@ -9,6 +9,7 @@ the command line (the event's data then says ``"via": "cli"``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import attrs
 from aiohttp import web
@@ -28,6 +29,13 @@ ERASE_BATCH = 100
 # Uploads that were already past authentication when the account was frozen may still commit while it is
 # being erased; each round deletes what they added, and the last one holds the user's row lock.
 ERASE_ROUNDS = 5
+
+
+# Run first when a user is erased (after the freeze), for what lives in storage without an artifact row (a
+# direct upload still in progress, say): each step gets (app, user id) and raises ServiceUnavailable when
+# storage fails, which stops the erasure safely. Rows that only reference the user go with the user row
+# (ON DELETE CASCADE) and need no step. A feature with such objects adds its step here.
+BEFORE_ERASE: tuple[Callable[[web.Application, int], Awaitable[object]], ...] = ()
 
 
 class NoSuchUser(LookupError):
@@ -133,6 +141,8 @@ async def erase(app: web.Application, user_id: int, *, actor_id: int | None) -> 
                 raise RefusedErasure(f"this user has a {subscription[1]} {subscription[0]} subscription: cancel it "
                                      "in the billing provider first, so they are not charged after erasure")
             await set_frozen(cur, user_id, True, actor_id=actor_id)
+    for step in BEFORE_ERASE:
+        await step(app, user_id)
     removed = Erased(0, 0)
     for _round in range(ERASE_ROUNDS):
         removed = await _delete_artifacts(app, user_id, removed)
