@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import re
 
 from aiohttp import web
@@ -21,6 +22,8 @@ from .artifacts import parse_limit
 from .errors import bad_request
 from .inputs import check_text
 from .sessions import ADMIN, authenticate
+
+log = logging.getLogger("portal.audit")
 
 CSV_BATCH = 1000
 MAX_SUBJECT = 200
@@ -160,22 +163,27 @@ async def events_csv(request: web.Request) -> web.StreamResponse:
     writer.writerow(CSV_HEADER)
     params["cursor"] = 2**63 - 1
     pool = request.app[keys.POOL]
-    while True:
-        async with pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(sql, params)
-            rows = await cur.fetchall()
-        for row in rows:
-            (event_id, kind, occurred_at, actor_id, owner_id, subject_id, data, request_id, ip, user_agent,
-             actor_email, owner_email) = row
-            writer.writerow([_cell(v) for v in (
-                event_id, occurred_at.isoformat(), kind, actor_id, actor_email, owner_id, owner_email, subject_id,
-                ip, user_agent, request_id, data)])
-        await response.write(buffer.getvalue().encode("utf-8"))
-        buffer.seek(0)
-        buffer.truncate()
-        if len(rows) < CSV_BATCH:
-            break
-        params["cursor"] = rows[-1][0]
+    try:
+        while True:
+            async with pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(sql, params)
+                rows = await cur.fetchall()
+            for row in rows:
+                (event_id, kind, occurred_at, actor_id, owner_id, subject_id, data, request_id, ip, user_agent,
+                 actor_email, owner_email) = row
+                writer.writerow([_cell(v) for v in (
+                    event_id, occurred_at.isoformat(), kind, actor_id, actor_email, owner_id, owner_email, subject_id,
+                    ip, user_agent, request_id, data)])
+            await response.write(buffer.getvalue().encode("utf-8"))
+            buffer.seek(0)
+            buffer.truncate()
+            if len(rows) < CSV_BATCH:
+                break
+            params["cursor"] = rows[-1][0]
+    except ConnectionResetError:
+        # The admin closed the download: stop reading the table, nothing else to do.
+        log.info("audit CSV export stopped: the client went away")
+        return response
     await response.write_eof()
     return response
 
