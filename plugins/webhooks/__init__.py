@@ -1,7 +1,7 @@
 """Outgoing webhooks for customers: their account's events, POSTed to their endpoints as Standard Webhooks.
 
 A built-in plugin built only on public hooks and the public plugin API (docs/plugins.md, "The public
-plugin API"; tests/plugins/webhooks/test_imports.py checks): ``portal_config_sections`` (WEBHOOKS_*),
+plugin API"; tests/core/test_plugin_api.py checks): ``portal_config_sections`` (WEBHOOKS_*),
 ``portal_schema_sql`` (its tables), ``portal_routes`` (the API and the page), ``portal_nav_items`` (the
 header link), ``portal_event`` (queues each event for its owner's endpoints, and returns), and
 ``portal_startup`` / ``portal_shutdown`` (the background deliverer that sends, retries and logs).
