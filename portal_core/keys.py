@@ -28,3 +28,4 @@ OPENAPI = web.AppKey("openapi", dict)  # {"spec": the OpenAPI document, built on
 # The storage again when it also implements DirectUploads, else None (checked once at startup).
 DIRECT_UPLOADS = web.AppKey("direct_uploads", Any)
 VERIFIER = web.AppKey("verifier", Any)  # portal_core.verification.Verifier
+SITE = web.AppKey("site", Any)  # portal_core.site.SiteSwitches: this process's copy of the site switches

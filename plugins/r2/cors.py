@@ -35,30 +35,24 @@ async def apply_cors(storage, rules: dict) -> list[dict]:
         return (await storage.client.get_bucket_cors(Bucket=storage.bucket))["CORSRules"]
 
 
-def _printable_origin(args) -> str | None:
-    """APP_BASE_URL from the whole configuration, or on its own when the rest is not set up (yet)."""
-    from portal_core.config import ConfigError
-    from portal_core.settings import _http_url, load_config
+def _printable_origin(args) -> str:
+    """APP_BASE_URL as given, or (when it is not set) from the whole configuration: DEV_MODE's default, or
+    exit 78 listing what production is missing."""
+    from portal_core.cli import config_or_exit
 
-    try:
-        return load_config(args.env, args.pm).core.app_base_url
-    except ConfigError:
-        raw = args.env.get("APP_BASE_URL", "").strip()
-        return raw if raw and _http_url(raw) is None else None
+    raw = args.env.get("APP_BASE_URL", "").strip()
+    parts = urlsplit(raw)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return raw
+    return config_or_exit(args).core.app_base_url
 
 
 def cmd_cors(args) -> int:
     from portal_core.cli import config_or_exit
-    from portal_core.config import EX_CONFIG
     from portal_core.interfaces import ServiceUnavailable
 
     if not args.apply:
-        origin = _printable_origin(args)
-        if origin is None:
-            print("portal storage cors: APP_BASE_URL must be the portal's public URL (https://portal.example.com): "
-                  "the rule allows PUT from it", file=sys.stderr)
-            return EX_CONFIG
-        print(json.dumps(cors_rules(origin), indent=2))
+        print(json.dumps(cors_rules(_printable_origin(args)), indent=2))
         return 0
     config = config_or_exit(args)
     rules = cors_rules(config.core.app_base_url)

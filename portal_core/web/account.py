@@ -20,14 +20,25 @@ from ..pending_uploads import reserved_bytes
 log = logging.getLogger("portal.billing")
 
 
-@operation("Who you are: user, plan, limits, usage, CSRF token and navigation", tags=["account"],
+SITE = {"type": "object", "description": "the site switches a page shows: the banner (empty for none), and "
+                                         "whether uploads are paused or the portal is read-only",
+        "properties": {"banner": {"type": "string"}, "uploads_paused": {"type": "boolean"},
+                       "read_only": {"type": "boolean"}}}
+
+
+def site_json(app: web.Application) -> dict:
+    settings = app[keys.SITE].current
+    return {"banner": settings.banner, "uploads_paused": settings.uploads_paused, "read_only": settings.read_only}
+
+
+@operation("Who you are: user, plan, limits, usage, CSRF token, navigation and the site's banner", tags=["account"],
            response={"type": "object", "properties": {
-               "user": {"type": "object"}, "plan": {"type": "object"}, "usage": {"type": "object"},
+               "user": {"type": "object"}, "plan": {"type": "object"}, "usage": {"type": "object"}, "site": SITE,
                "csrf_token": {"type": ["string", "null"]},
                "nav": {"type": "array", "items": {"type": "object", "properties": {
                    "label": {"type": "string"}, "href": {"type": "string"}}}}}})
 async def me(request: web.Request) -> web.Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, scope=None)  # any live credential may ask who it is
     app = request.app
     state = await app[keys.BILLING].current_plan(principal.user.id)
     _plan, limits = await limits_for(app, principal.user)
@@ -45,6 +56,7 @@ async def me(request: web.Request) -> web.Response:
         "usage": {"bytes": used, "count": count, "reserved": reserved},
         "csrf_token": principal.session.csrf_token if principal.session else None,
         "nav": nav_items(app, user),
+        "site": site_json(app),
     })
 
 
@@ -56,8 +68,8 @@ async def member_since(pool, user_id: int) -> str | None:
     return row[0].isoformat() if row else None
 
 
-@operation("Public facts about this portal: version, DEV_MODE, sign-in backend, paid plans, direct uploads", tags=["meta"],
-           auth="none", response={"type": "object"})
+@operation("Public facts about this portal: version, DEV_MODE, sign-in backend, paid plans, the site's banner, "
+           "direct uploads", tags=["meta"], auth="none", response={"type": "object", "properties": {"site": SITE}})
 async def meta(request: web.Request) -> web.Response:
     config = request.app[keys.CONFIG]
     direct = request.app[keys.DIRECT_UPLOADS]
@@ -68,6 +80,7 @@ async def meta(request: web.Request) -> web.Response:
         # Whether /api/s3 works with this storage, and from which size the browser should use it.
         "direct_uploads": {"available": direct is not None, "threshold": config.core.direct_upload_threshold,
                            "min_part_size": direct.part_limits.min_size if direct is not None else None},
+        "site": site_json(request.app),
     })
 
 
@@ -79,7 +92,7 @@ async def billing_plans(request: web.Request) -> web.Response:
     When billing cannot give prices right now the plans still come, with ``price`` null and
     ``prices_error`` saying why, so the page can compare limits and offer the upgrade anyway.
     """
-    await authenticate(request)
+    await authenticate(request, scope=None)
     billing = request.app[keys.BILLING]
     core = request.app[keys.CONFIG].core
     try:

@@ -33,7 +33,7 @@ from . import direct_complete
 from .direct_inputs import declared_sha256, declared_size, direct_storage, pending_upload, s3_errors
 from .errors import ApiError, bad_request, not_found, unavailable
 from .inputs import json_object
-from .sessions import authenticate
+from .sessions import WRITE, authenticate
 from .upload import check_upload, clean_content_type, human, limits_for, locked_usage, too_large, usage, validate_filename
 
 MiB = 1024 * 1024
@@ -73,7 +73,7 @@ def max_part_number(limits: PartLimits, size: int) -> int:
            tags=["direct uploads"], body=CREATE_BODY, response=CREATED,
            responses={201: "Started", 413: "", 422: "", 501: ""})
 async def create(request: web.Request) -> web.Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, scope=WRITE)
     user = principal.user
     app = request.app
     storage = direct_storage(request)
@@ -97,7 +97,7 @@ async def create(request: web.Request) -> web.Response:
     held = (await usage(pool, user.id))[0] + await reserved_bytes(pool, user.id)
     if held + size > plan_limits.quota:  # checked again under the lock when the reservation is written
         raise too_large(plan, plan_limits, held, max(0, plan_limits.quota - held))
-    await check_upload(app, user, name, content_type, size, None)
+    await check_upload(app, user, name, content_type, size, None, plan=plan)
     key = f"{user.id}/{uuid.uuid4()}"
     part_size = part_size_for(limits, size)
     try:
@@ -154,7 +154,7 @@ async def _sign(request: web.Request, storage, upload: Pending, number: int) -> 
 
 
 async def _signable(request: web.Request) -> tuple[Any, Pending]:
-    principal = await authenticate(request)
+    principal = await authenticate(request, scope=WRITE)  # a GET, but signing a part is writing
     storage = direct_storage(request)
     upload = await pending_upload(request, principal.user.id)
     if upload.expired or upload.stored_at is not None:
@@ -193,7 +193,7 @@ async def sign_batch(request: web.Request) -> web.Response:
            response={"type": "array", "items": {"type": "object", "properties": {
                "PartNumber": {"type": "integer"}, "ETag": {"type": "string"}, "Size": {"type": "integer"}}}})
 async def list_parts(request: web.Request) -> web.Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, scope=WRITE)
     storage = direct_storage(request)
     upload = await pending_upload(request, principal.user.id)
     if upload.stored_at is not None:
@@ -212,7 +212,7 @@ async def list_parts(request: web.Request) -> web.Response:
            description="The @uppy/aws-s3 abortMultipartUpload call.", query=UPLOAD_QUERY, required_query=["key"],
            responses={409: "", 501: ""}, response={"type": "object"})
 async def abort(request: web.Request) -> web.Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, scope=WRITE)
     direct_storage(request)
     upload = await pending_upload(request, principal.user.id)
     pool = request.app[keys.POOL]

@@ -30,7 +30,7 @@ from .artifacts import ARTIFACT
 from .direct_inputs import declared_sha256, direct_storage, parse_parts, pending_upload
 from .errors import ApiError, bad_request, not_found, unavailable
 from .inputs import json_object
-from .sessions import authenticate
+from .sessions import WRITE, authenticate
 from .upload import HEAD_BYTES, check_upload, commit_row, human, limits_for, too_large, usage
 
 log = logging.getLogger("portal.uploads")
@@ -114,7 +114,7 @@ def check_parts(stored: list[StoredPart], claimed: dict[int, str], size: int, li
            response={"type": "object", "properties": {"location": {"type": "string"}, "key": {"type": "string"},
                                                       "artifact": ARTIFACT}})
 async def complete(request: web.Request) -> web.Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, scope=WRITE)
     user = principal.user
     app = request.app
     storage = direct_storage(request)
@@ -171,11 +171,13 @@ async def _finish(app: web.Application, storage, upload: Pending, user: User, cl
         head = b"".join([chunk async for chunk in storage.read(upload.key, end=HEAD_BYTES)])
     except ServiceUnavailable as exc:
         raise unavailable(f"storage is unavailable; complete the upload again later: {exc}") from None
-    try:
-        await check_upload(app, user, upload.name, upload.content_type, upload.size, head)
-    except ApiError as refusal:
-        raise await _refuse(app, upload, user, refusal) from None
     plan, limits = await limits_for(app, user)
+    try:
+        await check_upload(app, user, upload.name, upload.content_type, upload.size, head, plan=plan)
+    except ApiError as refusal:
+        if refusal.status == 503:
+            raise  # uploads are paused for now: the upload is kept, to complete once they resume
+        raise await _refuse(app, upload, user, refusal) from None
     if upload.size > limits.max_file:
         raise await _refuse(app, upload, user, too_large(plan, limits, 0, limits.max_file))
     artifact = await commit_row(pool, user, upload.key, upload.name, upload.content_type, upload.size, sha256 or "",

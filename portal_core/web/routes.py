@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import openapi
-from . import account, artifacts, assets, auth, direct, health, tokens, upload
+from . import account, admin, artifacts, assets, auth, direct, health, tokens, upload
 
 
 def core_routes() -> list[web.AbstractRouteDef]:
@@ -38,4 +38,5 @@ def core_routes() -> list[web.AbstractRouteDef]:
         web.get("/static/{version}/{path:.+}", assets.static_file),
         web.get("/favicon.ico", assets.favicon),
         *(web.get(path, assets.page) for path in assets.PAGES),
+        *admin.routes(),
     ]

@@ -25,6 +25,7 @@ from ..events import record
 from ..interfaces import ObjectTooLarge, ServiceUnavailable, User
 from ..pending_uploads import reserved_bytes
 from ..settings import Limits
+from ..site import uploads_paused_error
 from ..openapi import operation
 from .artifacts import ARTIFACT, ARTIFACT_COLUMNS, artifact_json
 from .errors import ApiError, bad_request, unavailable
@@ -144,10 +145,16 @@ async def locked_usage(cur, user_id: int, *, excluding_upload: str | None = None
 
 
 async def limits_for(app: web.Application, user: User) -> tuple[str, Limits]:
-    """The user's plan and the limits that apply to them: the plan's (PLAN_<NAME>_*), unless a
-    ``portal_limits`` plugin replaces them."""
+    """The user's plan and the limits that apply to them: the plan's (PLAN_<NAME>_*), then an admin's
+    override of either limit (``PATCH /api/admin/users/{id}``), unless a ``portal_limits`` plugin replaces them."""
     plan = (await app[keys.BILLING].current_plan(user.id)).name
     limits = app[keys.CONFIG].core.limits(plan)
+    async with app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT limit_max_file, limit_quota FROM users WHERE id = %s", (user.id,))
+        override = await cur.fetchone()
+    if override is not None and (override[0] is not None or override[1] is not None):
+        limits = Limits(max_file=limits.max_file if override[0] is None else override[0],
+                        quota=limits.quota if override[1] is None else override[1])
     replaced = app[keys.PLUGIN_MANAGER].hook.portal_limits(user=user, plan=plan, limits=limits,
                                                                   config=app[keys.CONFIG])
     if replaced is not None:
@@ -157,12 +164,24 @@ async def limits_for(app: web.Application, user: User) -> tuple[str, Limits]:
     return plan, limits
 
 
+def check_uploads_open(app: web.Application) -> None:
+    """503 with the banner while an admin has paused uploads (the ``uploads_paused`` site switch)."""
+    settings = app[keys.SITE].current
+    if settings.uploads_paused:
+        raise uploads_paused_error(settings)
+
+
 async def check_upload(app: web.Application, user: User, filename: str, content_type: str, size: int | None,
-                       head: bytes | None = None) -> None:
-    """Ask every ``portal_check_upload`` plugin; the first refusal becomes a 422 naming it. Call it before
-    any byte is stored, with the first :data:`HEAD_BYTES` of the file when they are at hand."""
+                       head: bytes | None = None, *, plan: str | None = None) -> None:
+    """Refuse an upload before any byte is stored: 503 while uploads are paused, then ask every
+    ``portal_check_upload`` plugin (the first refusal becomes a 422 naming it). Call it before storing,
+    with the first :data:`HEAD_BYTES` of the file when they are at hand, and the user's ``plan`` when
+    :func:`limits_for` already gave it (else it is looked up)."""
+    check_uploads_open(app)
+    if plan is None:
+        plan = (await app[keys.BILLING].current_plan(user.id)).name
     for verdict in app[keys.PLUGIN_MANAGER].hook.portal_check_upload(
-            user=user, filename=filename, content_type=content_type, size=size, head=head,
+            user=user, plan=plan, filename=filename, content_type=content_type, size=size, head=head,
             config=app[keys.CONFIG]):
         if inspect.isawaitable(verdict):
             verdict = await verdict
@@ -174,11 +193,13 @@ async def check_upload(app: web.Application, user: User, filename: str, content_
            body={"type": "object", "required": ["file"],
                  "properties": {"file": {"type": "string", "format": "binary"}}},
            body_type="multipart/form-data",
-           responses={201: "Stored; the artifact", 413: "", 422: ""}, response=ARTIFACT)
+           responses={201: "Stored; the artifact", 413: "", 422: "", 503: "Uploads are paused (the message is the banner)"},
+           response=ARTIFACT)
 async def upload(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     user = principal.user
     app = request.app
+    check_uploads_open(app)  # before reading a byte of the body (check_upload asks again, for every path)
     plan, limits = await limits_for(app, user)
     used, _count = await usage(app[keys.POOL], user.id)
     used += await reserved_bytes(app[keys.POOL], user.id)  # pending direct uploads hold their share
@@ -197,7 +218,7 @@ async def upload(request: web.Request) -> web.Response:
     name = validate_filename(browser_filename(part))
     content_type = clean_content_type(part.headers.get("Content-Type"))
     head = await read_head(part)
-    await check_upload(app, user, name, content_type, None, head)
+    await check_upload(app, user, name, content_type, None, head, plan=plan)
     key = f"{user.id}/{uuid.uuid4()}"
     meter = Meter(read_part(part, head), limit)
     storage = app[keys.STORAGE]

@@ -1,2 +1,5 @@
-"""Conformance cases every implementation of an interface must pass: subclass a base class here and
-provide its fixture."""
+"""Conformance suites: one set of cases every implementation of a service interface must pass.
+
+Each is a base class; a test module subclasses it and provides the implementation as a fixture
+(``storage``, ``billing``, ``auth``; ``direct_uploads`` for :mod:`.direct_uploads`). The portal's own tests run its built-in backends through them.
+"""
