@@ -557,3 +557,15 @@ async def test_an_upload_storage_lost_is_dropped_with_its_reservation(start):
     assert gone.value.status == 404 and "storage no longer has it" in gone.value.message
     assert portal.rows("direct_uploads") == [] and await portal.leftovers() == []
     assert [e[2]["reason"] for e in portal.events("upload.aborted")] == ["gone from storage"]
+
+
+async def test_pages_may_reach_storage_and_compile_the_hash_worker_and_nothing_more(portal):
+    ada = await portal.user()
+    async with ada.session.get(f"{portal.url}/") as response:
+        policy = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
+    assert policy["script-src"] == "'self' 'wasm-unsafe-eval'"
+    if portal.kind == "r2":  # the browser PUTs parts to the bucket's origin
+        endpoint = portal.app[keys.CONFIG].backend_settings("storage").endpoint
+        assert policy["connect-src"] == f"'self' {endpoint}"
+    else:  # the dev storage's part URLs are the portal's own
+        assert policy["connect-src"] == "'self'"
