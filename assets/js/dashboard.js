@@ -77,13 +77,17 @@ async function refreshUsage() {
 }
 
 async function main() {
+  const choosing = chooseSend(); // asked alongside the sign-in check, not after it
   const me = await startSignedInPage();
   if (!me) return;
+  // The uploader is wired in the same step that shows the plan, so a file chosen once the page looks
+  // ready is never missed.
+  const send = await choosing;
   showPlanAndUsage(me);
   const table = new ArtifactTable({ onChange: refreshUsage });
   setUpUploader({
     limits: uploadLimits,
-    send: await chooseSend(),
+    send,
     onUploaded: async (artifact) => {
       await Promise.all([table.reload(), refreshUsage()]);
       if (artifact && artifact.verification === 'unverified') watchVerification(artifact, table);
