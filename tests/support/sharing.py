@@ -40,3 +40,15 @@ async def wait_for_lock_waiters(database_url: str, at_least: int, timeout: float
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"only {count} of {at_least} requests reached the lock within {timeout}s")
         await asyncio.sleep(0.02)
+
+
+def browser_form(files: dict[str, bytes]) -> tuple[bytes, str]:
+    """A multipart form of several 'file' fields exactly as browsers build it (raw UTF-8 names; see
+    tests.support.app.browser_multipart)."""
+    boundary = "----PortalTestBoundaryMany9x"
+    body = b""
+    for name, data in files.items():
+        escaped = name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{escaped}"\r\n'
+                 "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
