@@ -35,6 +35,10 @@ DAY = 86400
 MIN_EXPIRES_IN = 60
 DEFAULT_EXPIRES_IN = 7 * DAY
 MAX_PASSWORD = 256
+# Wrong passwords on one link within this window lock it (portal_core/web/share_pages.py).
+FAILURE_WINDOW_SECONDS = 600
+# Links that stopped working (expired or revoked) stay listed, and answer 410, this long; then they go.
+ENDED_KEPT_DAYS = 30
 # scrypt at n=2**14, r=8: about 16 MiB and tens of milliseconds per guess (OWASP's minimum), run off
 # the event loop so a guesser slows only their own answers.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -170,3 +174,15 @@ def gone_page(request: web.Request, title: str, message: str, *, status: int = 4
     body = (f'<p class="notice notice-error" role="alert" data-testid="link-gone">{escape(message)}</p>'
             '<p class="hint">Ask the person who sent you the link for a new one.</p>')
     return public_page(request, title, body, status=status)
+
+
+async def purge_ended(pool) -> tuple[int, int]:
+    """Housekeeping: forget wrong passwords older than the lockout window, and share links that expired or
+    were revoked more than ENDED_KEPT_DAYS ago (they then answer 404); (failures, links) deleted."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("DELETE FROM share_password_failures WHERE attempted_at < now() - make_interval(secs => %s)",
+                          (FAILURE_WINDOW_SECONDS,))
+        failures = cur.rowcount
+        await cur.execute("DELETE FROM shares WHERE expires_at < now() - make_interval(days => %s) "
+                          "OR revoked_at < now() - make_interval(days => %s)", (ENDED_KEPT_DAYS, ENDED_KEPT_DAYS))
+        return failures, cur.rowcount

@@ -21,10 +21,10 @@ from aiohttp import web
 
 from .. import keys
 from ..events import record
-from ..openapi import operation
 from .artifacts import send_download, storage_download
 from .errors import ApiError
-from .links import gone_page, public_page, time_html, token_digest, verify_password_async, well_formed, when
+from .links import (FAILURE_WINDOW_SECONDS, gone_page, public_page, time_html, token_digest, verify_password_async,
+                    well_formed, when)
 from .middleware import secret_path
 from .shares import share_state
 from .upload import human
@@ -32,7 +32,6 @@ from .upload import human
 COOKIE = "portal_share"
 UNLOCK_SECONDS = 3600
 MAX_FAILURES = 10
-FAILURE_WINDOW_SECONDS = 600
 
 _GONE = {
     "deleted": ("This file was deleted", "The person who shared it has deleted the file, so the link no longer works."),
@@ -244,15 +243,12 @@ async def unlock(request: web.Request) -> web.Response:
 
 
 @secret_path
-@operation("Download a shared file (counted): a 302 to a short-lived storage URL, or the bytes. A password "
-           "link needs the unlock cookie from the page, or the password as a form field (POST)",
-           tags=["shares"], auth="none",
-           responses={200: "The file's bytes (storage without URLs)", 302: "Redirect to a short-lived storage URL",
-                      403: "The link has a password and none, or a wrong one, was given",
-                      404: "No such link", 410: "Expired, revoked, used up, or its file was deleted",
-                      429: "Too many wrong passwords for this link; wait Retry-After seconds"},
-           response_type="application/octet-stream")
 async def download(request: web.Request) -> web.StreamResponse:
+    """GET or POST /s/<token>/download: the file, counted — a 302 to a short-lived storage URL, or its bytes.
+
+    A password link needs this browser's unlock cookie, or (POST, for scripts) the ``password`` form field:
+    403 without a right one, 429 while locked. 410 once the link stopped working, 404 for no such link.
+    """
     share = await find(request)
     if share is None:
         return not_found_page(request)

@@ -275,3 +275,19 @@ async def test_the_token_never_reaches_the_logs_when_a_link_fails(sign_in, clien
     assert any("unhandled error in GET /s/{token}/download" in line for line in lines)
     assert not [line for line in lines if token in line]
     assert not re.search(re.escape(token), resp.headers.get("Location", ""))
+
+
+async def test_housekeeping_forgets_old_wrong_passwords_and_links_ended_a_month_ago(sign_in, client, sql):
+    from portal_core.housekeeping import ended_links, run_jobs
+
+    browser = await sign_in()
+    artifact = await upload(browser, b"x")
+    ids = [(await share(browser, artifact["id"]))["id"] for _ in range(4)]
+    sql("UPDATE shares SET expires_at = now() - interval '31 days' WHERE id = %s", (ids[0],))
+    sql("UPDATE shares SET revoked_at = now() - interval '31 days' WHERE id = %s", (ids[1],))
+    sql("UPDATE shares SET expires_at = now() - interval '29 days' WHERE id = %s", (ids[2],))
+    sql("INSERT INTO share_password_failures (share_id, attempted_at) VALUES (%s, now() - interval '11 minutes'), "
+        "(%s, now() - interval '9 minutes')", (ids[3], ids[3]))
+    await run_jobs(client.server.app, (ended_links,))
+    assert sorted(row[0] for row in sql("SELECT id::text FROM shares")) == sorted(ids[2:])
+    assert sql("SELECT count(*) FROM share_password_failures") == [(1,)]
