@@ -154,7 +154,7 @@ CREATE INDEX IF NOT EXISTS artifacts_owner_size_idx ON artifacts (owner_id, size
 
 -- ---- Share links and file requests (portal_core/web/shares.py, portal_core/web/file_requests.py) ---------
 -- A link's token is never stored: only its SHA-256 (like sessions and API tokens), so a copy of these
--- tables opens nothing. Rows go with their owner (ON DELETE CASCADE from users); a share outlives its
+-- tables opens nothing. Rows go with their owner (ON DELETE CASCADE from users), and a share outlives its
 -- artifact with artifact_id NULL, so the link can say the file was deleted (410) rather than not found.
 CREATE TABLE IF NOT EXISTS shares (
     id             uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -163,7 +163,7 @@ CREATE TABLE IF NOT EXISTS shares (
     token_hash     bytea       NOT NULL UNIQUE,
     -- The file's name when shared, for the owner's list once the artifact is gone.
     artifact_name  text        NOT NULL,
-    -- scrypt$<n>$<r>$<p>$<salt>$<hash> (portal_core/web/links.py); NULL: no password.
+    -- scrypt$<n>$<r>$<p>$<salt>$<hash> (portal_core/web/links.py), NULL for none.
     password_hash  text,
     expires_at     timestamptz NOT NULL,
     max_downloads  integer     CHECK (max_downloads > 0),
@@ -197,6 +197,6 @@ CREATE TABLE IF NOT EXISTS file_requests (
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS file_requests_owner_idx ON file_requests (owner_id, created_at DESC);
--- The request an artifact arrived through (NULL: the owner uploaded it).
+-- The request an artifact arrived through (NULL when the owner uploaded it).
 ALTER TABLE artifacts ADD COLUMN IF NOT EXISTS file_request_id uuid REFERENCES file_requests (id) ON DELETE SET NULL;
 CREATE INDEX IF NOT EXISTS artifacts_file_request_idx ON artifacts (file_request_id) WHERE file_request_id IS NOT NULL;

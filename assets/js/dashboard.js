@@ -5,6 +5,7 @@ import { ArtifactTable } from './artifacts.js';
 import { byId } from './dom.js';
 import { humanSize, planLabel } from './format.js';
 import { startSignedInPage } from './layout.js';
+import { openShareDialog, wireShareDialog } from './share-dialog.js';
 import { setUpUploader } from './uploader.js';
 
 const FREE = 'free';
@@ -51,7 +52,11 @@ async function main() {
   const me = await startSignedInPage();
   if (!me) return;
   showPlanAndUsage(me);
-  const table = new ArtifactTable({ onChange: refreshUsage });
+  wireShareDialog();
+  const table = new ArtifactTable({
+    onChange: refreshUsage,
+    onShare: (artifact, button) => openShareDialog(artifact, button, current.sharing),
+  });
   setUpUploader({
     limits: uploadLimits,
     onUploaded: async () => {
