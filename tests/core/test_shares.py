@@ -12,6 +12,7 @@ import aiohttp
 import psycopg2
 import pytest
 
+from tests.support.db import run_sql
 from tests.support.sharing import make_pro, me_id, share, wait_for_lock_waiters
 
 HIDDEN = {"X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-referrer"}
@@ -291,3 +292,21 @@ async def test_housekeeping_forgets_old_wrong_passwords_and_links_ended_a_month_
     await run_jobs(client.server.app, (ended_links,))
     assert sorted(row[0] for row in sql("SELECT id::text FROM shares")) == sorted(ids[2:])
     assert sql("SELECT count(*) FROM share_password_failures") == [(1,)]
+
+
+async def test_the_token_stays_out_of_the_warning_when_the_database_goes_away(sign_in, client, sql, caplog,
+                                                                            postgres_admin_url, database_url):
+    browser = await sign_in()
+    artifact = await upload(browser, b"x")
+    token = (await share(browser, artifact["id"]))["url"].rsplit("/", 1)[1]
+    # The database goes away: it takes no new connections and drops the ones the portal holds.
+    name = database_url.rsplit("/", 1)[1]
+    run_sql(postgres_admin_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    run_sql(postgres_admin_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+    caplog.set_level("DEBUG")
+    resp = await client.get(f"/s/{token}")
+    assert resp.status == 503
+    assert_private(resp)
+    lines = [caplog.handler.format(r) for r in caplog.records if r.name != "aiohttp.access"]
+    assert any("database unavailable during GET /s/{token}" in line for line in lines), lines
+    assert not [line for line in lines if token in line]
