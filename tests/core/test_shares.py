@@ -310,3 +310,36 @@ async def test_the_token_stays_out_of_the_warning_when_the_database_goes_away(si
     lines = [caplog.handler.format(r) for r in caplog.records if r.name != "aiohttp.access"]
     assert any("database unavailable during GET /s/{token}" in line for line in lines), lines
     assert not [line for line in lines if token in line]
+
+
+async def test_on_r2_a_share_redirects_to_storage_and_a_guests_file_lands_in_the_bucket(
+        make_app, aiohttp_client, sign_in, sql, moto_endpoint, s3_bucket, s3):
+    from tests.support.moto import object_keys, r2_env
+    from tests.support.sharing import browser_form, make_pro
+
+    client = await aiohttp_client(make_app(STORAGE_BACKEND="r2", **r2_env(moto_endpoint, s3_bucket)))
+    browser = await sign_in(on=client)
+    data = os.urandom(100_000)
+    artifact = await upload(browser, data)
+    token = (await share(browser, artifact["id"], max_downloads=1))["url"].rsplit("/", 1)[1]
+    async with aiohttp.ClientSession() as guest:
+        async with guest.get(client.make_url(f"/s/{token}/download"), allow_redirects=False) as resp:
+            assert resp.status == 302
+            assert_private(resp)  # the browser sends no Referer to storage
+            location = resp.headers["Location"]
+        assert location.startswith(moto_endpoint)
+        async with guest.get(location) as resp:
+            assert resp.status == 200 and await resp.read() == data
+        async with guest.get(client.make_url(f"/s/{token}/download"), allow_redirects=False) as resp:
+            assert resp.status == 410  # the one download was the redirect
+
+        make_pro(sql, await me_id(browser))
+        async with browser.request("POST", "/api/requests", json={"title": "Scans"}) as resp:
+            request_token = (await resp.json())["url"].rsplit("/", 1)[1]
+        body, content_type = browser_form({"scan.pdf": b"%PDF scan"})
+        async with guest.post(client.make_url(f"/r/{request_token}"), data=body,
+                              headers={"Content-Type": content_type}) as resp:
+            assert resp.status == 201, await resp.text()
+    keys = dict(sql("SELECT name, storage_key FROM artifacts"))
+    assert sorted(await object_keys(s3, s3_bucket)) == sorted(keys.values())
+    assert set(keys) == {"report.pdf", "scan.pdf"}
