@@ -157,7 +157,7 @@ def _form(request: web.Request, req: FileRequest, room: Budget) -> str:
             "their files in the portal; you need no account.</p>"
             f'<dl class="facts">{"".join(facts)}</dl>'
             f'<form method="post" action="{escape(_base(request))}" enctype="multipart/form-data" class="stack" '
-            'data-testid="request-form">'
+            'data-enhance="upload-progress" data-testid="request-form">'
             '<label for="request-files">Files to send</label>'
             '<input type="file" id="request-files" name="file" multiple required data-testid="request-files">'
             '<p class="actions"><button type="submit" class="button button-primary button-large" '

@@ -229,37 +229,61 @@ async def test_a_guest_sends_files_from_a_phone_and_the_owner_sees_them(chromium
             photos = {"IMG_0001.jpg": os.urandom(40_000), "IMG_0002.jpg": os.urandom(30_000)}
             await phone.set_input_files("#request-files", [
                 {"name": n, "mimeType": "image/jpeg", "buffer": d} for n, d in photos.items()])
-            async with phone.expect_navigation() as navigation:
+            await journey.throttle_uploads(phone, 64 * 1024)  # slow enough to watch the progress
+            async with phone.expect_response(lambda r: r.request.method == "POST") as answer:
                 await phone.get_by_test_id("request-send").tap()
-            assert (await navigation.value).status == 201
+                await expect(phone.get_by_test_id("request-progress-text")).to_have_text(re.compile(r"^\d+% · "))
+                await screenshot(phone, f"sharing-13b-request-sending-phone-{scheme}")
+            assert (await answer.value).status == 201
             await expect(phone.get_by_test_id("received-file")).to_have_count(2)
             await expect(phone.get_by_test_id("request-files-left")).to_have_text("up to 1 more")
             await screenshot(phone, f"sharing-14-request-sent-phone-{scheme}")
             phone_problems.assert_none()
 
+        async with open_page(chromium, java_script_enabled=False) as (plain, plain_problems):
+            # Without script the page is a plain form: the browser posts it and shows the answer.
+            await plain.goto(url)
+            await plain.set_input_files("#request-files", [{"name": "notes.txt", "mimeType": "text/plain",
+                                                            "buffer": b"from a browser without script"}])
+            async with plain.expect_navigation() as navigation:
+                await plain.get_by_test_id("request-send").click()
+            assert (await navigation.value).status == 201
+            await expect(plain.get_by_test_id("received-file")).to_have_text(re.compile("notes.txt"))
+            await expect(plain.get_by_test_id("request-closed")).to_contain_text("takes no more")  # 3 of 3
+            plain_problems.assert_none()
+
         await page.get_by_test_id("new-request-done").click()
         await page.reload()
         row = page.get_by_test_id("request-row")
-        await expect(row.get_by_test_id("request-received")).to_contain_text("2 files")
+        await expect(row.get_by_test_id("request-received")).to_contain_text("3 files")
+        await expect(row.get_by_test_id("request-state")).to_have_text("Full")
         await row.locator("summary").click()
-        await expect(row.get_by_test_id("request-file")).to_have_count(2)
+        await expect(row.get_by_test_id("request-file")).to_have_count(3)
         await screenshot(page, f"sharing-15-requests-list-{scheme}")
         events = run_sql(portal_db, "SELECT e.data->>'name' FROM events e JOIN users u ON u.id = e.owner_id "
                                     "WHERE e.type = 'request.file_received' AND u.email = %s ORDER BY 1", (me.email,))
-        assert [name for (name,) in events] == sorted(photos)
+        assert [name for (name,) in events] == sorted([*photos, "notes.txt"])
         await page.locator("#nav-artifacts").click()
-        for name in photos:
+        for name in [*photos, "notes.txt"]:
             await expect(journey.artifact_row(page, name)).to_have_count(1)
 
-        await page.locator("#nav-sharing").click()
-        await page.get_by_test_id("request-close").click()
-        await page.click("#confirm-ok")
-        await expect(page.get_by_test_id("request-state")).to_have_text("Closed")
         async with open_page(chromium, color_scheme=scheme) as (guest, guest_problems):
             response = await guest.goto(url)
             assert response.status == 410
-            await expect(guest.get_by_test_id("request-closed")).to_contain_text("closed this request")
-            await screenshot(guest, f"sharing-16-request-closed-{scheme}")
+            await expect(guest.get_by_test_id("request-closed")).to_contain_text("received as much as it accepts")
+            await screenshot(guest, f"sharing-16-request-full-{scheme}")
+
+        # Another request, closed by its owner before anyone used it.
+        await page.locator("#nav-sharing").click()
+        await page.get_by_label("What are you asking for?").fill("Never mind")
+        await page.get_by_test_id("request-create").click()
+        await page.get_by_test_id("new-request-done").click()
+        closing = page.get_by_test_id("request-row").filter(has_text="Never mind")
+        await closing.get_by_test_id("request-close").click()
+        await expect(page.locator("#confirm-dialog")).to_contain_text("Never mind")
+        await page.click("#confirm-ok")
+        await expect(closing.get_by_test_id("request-state")).to_have_text("Closed")
+        await expect(closing.get_by_test_id("request-close")).to_have_count(0)
         problems.assert_none()
 
 
