@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import re
 import time
 import weakref
@@ -22,6 +23,7 @@ import attrs
 import psycopg2
 import psycopg2.errors
 
+from . import sqltext
 from .config import redact_url
 
 log = logging.getLogger("portal.db")
@@ -143,32 +145,96 @@ def schema_hash(parts: Sequence[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
-async def apply_schema(pool: aiopg.Pool, parts: Sequence[tuple[str, str]], *, version: str) -> SchemaApplied:
+# While the schema is applied, a DDL statement that has to wait for a lock (traffic holds the table) gives
+# up after this long instead of queueing: the apply rolls back, releasing what it held, and tries again.
+# Shorter than PostgreSQL's deadlock_timeout (1 s), so in a lock cycle with a request it is the schema
+# apply that yields, never the customer's request.
+SCHEMA_LOCK_TIMEOUT_MS = 200
+SCHEMA_RETRY_SECONDS = 120.0
+_YIELD_TO_TRAFFIC = (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected)
+
+
+async def apply_schema(pool: aiopg.Pool, parts: Sequence[tuple[str, str]], *, version: str,
+                       retry_for: float = SCHEMA_RETRY_SECONDS) -> SchemaApplied:
     """Apply ``parts`` ((source name, SQL) — the core schema first, then plugins') in one locked transaction.
 
     A row is added to ``schema_applies`` when this (hash, version) differs from the last recorded one,
-    so an operator sees which build last provisioned the database and a plain restart changes nothing.
+    so an operator sees which build last provisioned the database. When the last recorded apply is this
+    very (hash, version) — a restart, another pod of the same build — nothing is executed at all, so
+    scaling out takes no table locks. Otherwise the DDL runs with a short lock_timeout and the whole
+    apply is retried (for up to ``retry_for`` seconds) whenever it would have had to wait for traffic.
     """
     started = time.perf_counter()
+    deadline = time.monotonic() + retry_for
+    delay = 0.05
+    while True:
+        try:
+            digest, recorded = await _apply_once(pool, parts, version=version)
+            return SchemaApplied(digest, recorded, time.perf_counter() - started)
+        except _YIELD_TO_TRAFFIC as exc:
+            if time.monotonic() + delay > deadline:
+                raise RuntimeError(f"applying the schema kept waiting for locks held by traffic for "
+                                   f"{retry_for:g}s; last: {str(exc).strip().splitlines()[0]}") from exc
+            log.info("schema apply yielded to traffic holding a lock (%s); retrying in %.2fs",
+                     type(exc).__name__, delay)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 2.0)
+
+
+async def _apply_once(pool: aiopg.Pool, parts: Sequence[tuple[str, str]], *, version: str) -> tuple[str, bool]:
     digest = schema_hash(parts)
     names = [name for name, _sql in parts]
     async with pool.acquire() as conn, conn.cursor() as cur:
         async with cur.begin():
             await cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+            if await _last_apply(cur) == (digest, version):
+                return digest, False
+            await cur.execute(f"SET LOCAL lock_timeout = {SCHEMA_LOCK_TIMEOUT_MS}")
+            done = await _catalog(cur)
             for name, sql in parts:
+                pending = [s for s in sqltext.statements(sql) if not _already_done(s, done)]
+                if not pending:
+                    continue
                 try:
-                    await cur.execute(sql)
+                    await cur.execute(";\n".join(pending))
+                except _YIELD_TO_TRAFFIC:
+                    raise
                 except psycopg2.Error as exc:
                     raise RuntimeError(f"applying schema from {name} failed: {exc}".strip()) from exc
             await cur.execute(
-                "SELECT schema_hash, portal_version FROM schema_applies ORDER BY id DESC LIMIT 1")
-            last = await cur.fetchone()
-            recorded = last != (digest, version)
-            if recorded:
-                await cur.execute(
-                    "INSERT INTO schema_applies (schema_hash, portal_version, plugins) VALUES (%s, %s, %s)",
-                    (digest, version, names))
-    return SchemaApplied(digest, recorded, time.perf_counter() - started)
+                "INSERT INTO schema_applies (schema_hash, portal_version, plugins) VALUES (%s, %s, %s)",
+                (digest, version, names))
+    return digest, True
+
+
+async def _catalog(cur) -> set[tuple[str, ...]]:
+    """The indexes ((name,)) and columns ((table, column)) that already exist in the schemas on the search path."""
+    await cur.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = ANY(current_schemas(false)) AND c.relkind IN ('i', 'I')")
+    found: set[tuple[str, ...]] = {(row[0],) for row in await cur.fetchall()}
+    await cur.execute("SELECT table_name, column_name FROM information_schema.columns "
+                      "WHERE table_schema = ANY(current_schemas(false))")
+    found.update((row[0], row[1]) for row in await cur.fetchall())
+    return found
+
+
+def _already_done(statement: str, done: set[tuple[str, ...]]) -> bool:
+    """A CREATE INDEX / ADD COLUMN IF NOT EXISTS whose object exists: skipped, so it takes no table lock."""
+    index = sqltext.index_created(statement)
+    if index is not None:
+        return (index.lower(),) in done
+    column = sqltext.column_added(statement)
+    return column is not None and (column[0].lower(), column[1].lower()) in done
+
+
+async def _last_apply(cur) -> tuple[str, str] | None:
+    """The (hash, version) of the newest recorded apply, or None on an empty database."""
+    await cur.execute("SELECT to_regclass('schema_applies') IS NOT NULL")
+    if not (await cur.fetchone())[0]:
+        return None
+    await cur.execute("SELECT schema_hash, portal_version FROM schema_applies ORDER BY id DESC LIMIT 1")
+    return await cur.fetchone()
 
 
 def schema_parts(pm, config) -> list[tuple[str, str]]:

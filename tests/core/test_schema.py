@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from portal_core import __version__
+from portal_core import __version__, sqltext
 from portal_core.db import apply_schema, core_schema, create_pool, schema_parts
 from portal_core.plugins import make_plugin_manager
 from portal_core.settings import load_config
@@ -129,27 +129,8 @@ def test_schema_apply_provisions_and_exits(empty_database_url, tmp_path):
     assert run_sql(empty_database_url, "SELECT count(*) FROM schema_applies") == [(1,)]
 
 
-def sql_statements(sql: str) -> list[str]:
-    """Top-level statements of ``sql``: split on semicolons outside dollar-quoted bodies ($$ ... $$, $fn$ ... $fn$)."""
-    statements, current, index = [], [], 0
-    while index < len(sql):
-        tag = re.match(r"\$\w*\$", sql[index:])
-        if tag:
-            end = sql.index(tag.group(), index + len(tag.group())) + len(tag.group())
-            current.append(sql[index:end])
-            index = end
-        elif sql[index] == ";":
-            statements.append("".join(current).strip())
-            current, index = [], index + 1
-        else:
-            current.append(sql[index])
-            index += 1
-    statements.append("".join(current).strip())
-    return [s for s in statements if s]
-
-
 def test_every_schema_statement_is_idempotent_ddl():
-    statements = sql_statements(core_schema())
+    statements = sqltext.statements(core_schema())
     assert len(statements) > 10
     for statement in statements:
         code = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--")).strip()
@@ -178,3 +159,98 @@ def test_the_wheel_embeds_the_schema_and_the_assets(tmp_path):
     assert {f"portal_core/resources/assets/{a}" for a in assets} <= set(names)
     assert not [n for n in names if n.startswith("plugins/")]
     assert "portal_plugins/r2/storage.py" in names
+
+
+async def test_a_new_builds_schema_yields_to_traffic_holding_its_tables_and_lands_after(database_url, caplog):
+    """A request that read artifacts and then writes it, while a new build adds a column to artifacts, must not
+    fail (no deadlock victim): the apply gives up its locks within the lock timeout and tries again."""
+    import asyncio
+    import logging
+
+    import aiopg
+
+    pm = make_plugin_manager()
+    config = load_config({"DEV_MODE": "true", "DATABASE_URL": database_url}, pm)
+    parts = schema_parts(pm, config) + [("next build", "ALTER TABLE artifacts ADD COLUMN IF NOT EXISTS x int")]
+    user = run_sql(database_url, "INSERT INTO users (issuer, subject) VALUES ('t', 't') RETURNING id")[0][0]
+    pool = await create_pool(database_url, connect_timeout=5)
+    try:
+        async with aiopg.connect(database_url) as traffic, traffic.cursor() as cur:
+            await cur.execute("BEGIN")
+            await cur.execute("SELECT count(*) FROM artifacts WHERE owner_id = %s", (user,))  # AccessShareLock
+            caplog.set_level(logging.INFO, logger="portal.db")
+            applying = asyncio.ensure_future(apply_schema(pool, parts, version="next"))
+            for _ in range(3000):  # the gate: the apply met our lock and stood back
+                if "yielded to traffic" in caplog.text:
+                    break
+                assert not applying.done(), applying
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the schema apply never yielded: it queued behind the request's lock")
+            # Our transaction goes on to write the table the apply wants: it is not a deadlock victim.
+            await cur.execute("INSERT INTO artifacts (id, owner_id, name, size, content_type, sha256, storage_key) "
+                              "VALUES (gen_random_uuid(), %s, 'a', 1, 'x/y', 'h', 'k')", (user,))
+            await cur.execute("COMMIT")
+        result = await asyncio.wait_for(applying, 60)
+    finally:
+        pool.close()
+        await pool.wait_closed()
+    assert result.recorded
+    assert run_sql(database_url, "SELECT count(x) FROM artifacts") == [(0,)]
+    assert run_sql(database_url, "SELECT portal_version FROM schema_applies ORDER BY id DESC LIMIT 1") == [("next",)]
+
+
+async def test_reapplying_a_schema_takes_no_table_locks(database_url):
+    """Scaling out (another pod of the build that provisioned the database) must not queue behind traffic."""
+    import aiopg
+
+    pm = make_plugin_manager()
+    config = load_config({"DEV_MODE": "true", "DATABASE_URL": database_url}, pm)
+    parts = schema_parts(pm, config)
+    user = run_sql(database_url, "INSERT INTO users (issuer, subject) VALUES ('t', 't') RETURNING id")[0][0]
+    write = ("INSERT INTO artifacts (id, owner_id, name, size, content_type, sha256, storage_key) "
+             "VALUES (gen_random_uuid(), %s, 'a', 1, 'x/y', 'h', gen_random_uuid()::text)")
+    pool = await create_pool(database_url, connect_timeout=5)
+    try:
+        async with aiopg.connect(database_url) as traffic, traffic.cursor() as cur:
+            await cur.execute("BEGIN")
+            # An uncommitted write: RowExclusiveLock on artifacts, which CREATE INDEX IF NOT EXISTS waits for.
+            await cur.execute(write, (user,))
+            result = await apply_schema(pool, parts, version=__version__, retry_for=1.0)
+            await cur.execute("ROLLBACK")
+            assert not result.recorded
+            # Another build with the same objects runs its statements, but the CREATE INDEX / ADD COLUMN IF NOT
+            # EXISTS that would change nothing are skipped: still no table lock, though a write is open.
+            await cur.execute("BEGIN")
+            await cur.execute(write, (user,))
+            other = await apply_schema(pool, parts, version="other", retry_for=1.0)
+            assert other.recorded
+            # A build that really adds something to that table has to wait for the write, and says so.
+            adding = parts + [("next", "CREATE INDEX IF NOT EXISTS artifacts_name_idx ON artifacts (name)")]
+            with pytest.raises(RuntimeError, match="kept waiting for locks held by traffic"):
+                await apply_schema(pool, adding, version="next", retry_for=1.0)
+            await cur.execute("ROLLBACK")
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+def test_schema_sql_is_split_into_statements_whatever_the_quotes_and_comments():
+    sql = """-- a comment; with a semicolon
+CREATE TABLE IF NOT EXISTS a (x text DEFAULT 'it''s; fine', "we;ird" int);
+/* block; comment */ CREATE INDEX IF NOT EXISTS a_x_idx ON a (x);
+DO $$ BEGIN PERFORM 1; END $$;
+DO $body$ BEGIN EXECUTE $q$SELECT ';'$q$; END $body$;
+ALTER TABLE a ADD COLUMN IF NOT EXISTS y int NOT NULL DEFAULT 0;
+ALTER TABLE ONLY "a" ADD COLUMN IF NOT EXISTS z numeric(10, 2);
+ALTER TABLE a ADD COLUMN IF NOT EXISTS p int, ADD COLUMN IF NOT EXISTS q int;
+"""
+    parts = sqltext.statements(sql)
+    assert len(parts) == 7
+    assert parts[0].startswith("CREATE TABLE") and "'it''s; fine'" in parts[0]
+    assert sqltext.index_created(parts[1].split("*/")[1].strip()) == "a_x_idx"
+    assert parts[3].endswith("$body$")
+    assert sqltext.column_added(parts[4]) == ("a", "y")
+    assert sqltext.column_added(parts[5]) == ("a", "z")  # the comma inside numeric(10, 2) is not a second action
+    assert sqltext.column_added(parts[6]) is None  # two actions: run as written
+    assert sqltext.index_created(parts[0]) is None and sqltext.column_added(parts[2]) is None
