@@ -18,9 +18,8 @@ from ..events import record
 from ..openapi import operation
 from .errors import not_found
 from .inputs import json_object, optional_int, required_text
-from .links import check_fields, expires_in, new_token, owner_plan, plan_refusal, rules_json
+from .links import RULES, check_fields, expires_in, link, new_token, owner_plan, plan_refusal, rules_json
 from .sessions import authenticate
-from .shares import RULES, link
 
 MAX_TITLE = 200
 MAX_FILES = 10_000

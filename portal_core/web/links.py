@@ -110,6 +110,16 @@ async def owner_plan(app: web.Application, user: User) -> tuple[str, SharingRule
     return plan, app[keys.CONFIG].core.sharing(plan)
 
 
+RULES = {"type": "object", "description": "what your plan allows with share links and file requests", "properties": {
+    "plan": {"type": "string"}, "max_expires_in": {"type": "integer"}, "default_expires_in": {"type": "integer"},
+    "passwords": {"type": "boolean"}, "file_requests": {"type": "boolean"}}}
+
+
+def link(request: web.Request, prefix: str, token: str) -> str:
+    """The public URL of a link: APP_BASE_URL/<prefix>/<token>."""
+    return f"{request.app[keys.CONFIG].core.base_url}/{prefix}/{token}"
+
+
 def rules_json(plan: str, rules: SharingRules) -> dict:
     """The rules as the front end shows them (and bounds its forms by)."""
     return {"plan": plan, "max_expires_in": rules.share_max_days * DAY,

@@ -17,8 +17,8 @@ from ..openapi import operation
 from .artifacts import artifact_id
 from .errors import not_found
 from .inputs import json_object, optional_int
-from .links import (check_fields, expires_in, hash_password_async, new_token, optional_password, owner_plan,
-                    plan_refusal, rules_json)
+from .links import (RULES, check_fields, expires_in, hash_password_async, link, new_token, optional_password,
+                    owner_plan, plan_refusal, rules_json)
 from .sessions import authenticate
 
 MAX_DOWNLOADS = 1_000_000
@@ -31,9 +31,6 @@ SHARE = {"type": "object", "properties": {
     "has_password": {"type": "boolean"}, "revoked_at": {"type": ["string", "null"], "format": "date-time"},
     "created_at": {"type": "string", "format": "date-time"},
     "state": {"type": "string", "enum": ["active", "expired", "revoked", "exhausted", "deleted"]}}}
-RULES = {"type": "object", "properties": {
-    "plan": {"type": "string"}, "max_expires_in": {"type": "integer"}, "default_expires_in": {"type": "integer"},
-    "passwords": {"type": "boolean"}, "file_requests": {"type": "boolean"}}}
 FIELDS = ("expires_in", "password", "max_downloads")
 
 
@@ -58,10 +55,6 @@ def share_json(row) -> dict:
             "has_password": has_password, "revoked_at": revoked_at.isoformat() if revoked_at else None,
             "created_at": created_at.isoformat(),
             "state": share_state(art_id, expires_at, max_downloads, downloads, revoked_at, now)}
-
-
-def link(request: web.Request, prefix: str, token: str) -> str:
-    return f"{request.app[keys.CONFIG].core.base_url}/{prefix}/{token}"
 
 
 @operation("Create a share link for an artifact: anyone with the URL can download it until it expires, is "
