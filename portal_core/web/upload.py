@@ -1,5 +1,5 @@
 """POST /api/artifacts: stream a multipart upload into storage, then commit the row — and the upload policy
-every upload path shares (:func:`limits_for`, :func:`check_upload`, :func:`commit_row`).
+every upload path shares (:func:`limits_for`, :func:`check_upload`, :func:`store_part`, :func:`commit_row`).
 
 The body is never held whole in memory or on disk here: chunks flow from the socket through a meter
 (size, SHA-256, limit) into ``Storage.put``. The limit is the smaller of the plan's per-file limit and
@@ -188,8 +188,10 @@ async def store_part(app: web.Application, user: User, part, *, plan: str, limit
     """Stream one multipart file part into storage and commit its artifact row; returns the artifact.
 
     ``limit`` caps the bytes while streaming, and the quota is re-checked at commit (413 from
-    ``too_large_error``, by default naming the plan's limit). Asks ``portal_check_upload`` with the file's first bytes before storing any. Whatever fails,
-    nothing is left: the storage removes partial objects, and an object whose row is not written is deleted.
+    ``too_large_error``, by default naming the plan's limit). Asks ``portal_check_upload`` with the file's
+    first bytes before storing any. Whatever fails, nothing is left: the storage removes partial objects,
+    and an object whose row is not written is deleted. Every streamed upload path (the owner's POST, a file
+    request's) stores its files through here.
     """
     name = validate_filename(browser_filename(part))
     content_type = clean_content_type(part.headers.get("Content-Type"))
