@@ -152,6 +152,31 @@ $$;
 CREATE INDEX IF NOT EXISTS artifacts_owner_name_idx ON artifacts (owner_id, lower(name), id);
 CREATE INDEX IF NOT EXISTS artifacts_owner_size_idx ON artifacts (owner_id, size, id);
 
+-- ---- Admin console: user controls, token scopes and expiry, site switches (portal_core/accounts.py, site.py) --
+-- is_admin follows the identity provider at every sign-in, admin_granted is set by `portal admin grant-admin`
+-- and survives sign-ins (the user is an admin when either is true). frozen_at set: every session and token of
+-- the user is refused (checked in the credential query) and sign-in is refused, nothing is deleted.
+-- limit_max_file / limit_quota: an admin's override of the plan's limits (NULL: the plan's).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS admin_granted boolean NOT NULL DEFAULT false;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS frozen_at timestamptz;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS limit_max_file bigint;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS limit_quota bigint;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS last_sign_in_at timestamptz;
+CREATE INDEX IF NOT EXISTS users_email_idx ON users (lower(email));
+-- Tokens made before scopes existed could do everything a user can with artifacts: they keep exactly that.
+ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS scopes text[] NOT NULL DEFAULT '{artifacts:read,artifacts:write}';
+ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS expires_at timestamptz;
+-- Site switches (uploads_paused, signups_paused, read_only, banner): one row per switch, read by every
+-- process every few seconds. A name an older build does not know is ignored by it.
+CREATE TABLE IF NOT EXISTS site_settings (
+    name        text        PRIMARY KEY,
+    value       jsonb       NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    updated_by  bigint
+);
+-- The uploads-per-day chart of the overview counts artifact.created events by day.
+CREATE INDEX IF NOT EXISTS events_type_occurred_idx ON events (type, occurred_at);
+
 -- ---- Share links and file requests (portal_core/web/shares.py, portal_core/web/file_requests.py) ---------
 -- A link's token is never stored: only its SHA-256 (like sessions and API tokens), so a copy of these
 -- tables opens nothing. Rows go with their owner (ON DELETE CASCADE from users), and a share outlives its

@@ -1,6 +1,6 @@
 """create_app(config) -> web.Application: the one way the portal is built, by the CLI and the tests.
 
-Startup is ordered and torn down in reverse (aiohttp cleanup_ctx): pool → schema → services →
+Startup is ordered and torn down in reverse (aiohttp cleanup_ctx): pool → schema → site switches → services →
 housekeeping → ``portal_startup`` hooks → the event outbox (so handlers find what startup hooks set up,
 and stop before shutdown hooks run). Nothing here is global: it all lives on the Application (portal_core.keys).
 """
@@ -24,6 +24,7 @@ from .metrics import Metrics
 from .outbox import Outbox, OutboxSettings, consumers_of
 from .plugins import make_plugin_manager, trace_hook_calls
 from .settings import Config
+from .site import SiteSwitches, read_only_guard, site_switches
 from .web.assets import load_assets
 from .web.plugin_static import load_plugin_static, plugin_static_routes
 from .web.health import Lifecycle, stop_refresh
@@ -44,7 +45,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     pm = pm or make_plugin_manager(config.core.disable_plugins)
     if config.core.trace_hooks:
         trace_hook_calls(pm)
-    app = web.Application(middlewares=[portal_middleware], client_max_size=MAX_BUFFERED_BODY)
+    app = web.Application(middlewares=[portal_middleware, read_only_guard], client_max_size=MAX_BUFFERED_BODY)
     app[keys.CONFIG] = config
     app[keys.PLUGIN_MANAGER] = pm
     app[keys.METRICS] = Metrics()
@@ -52,6 +53,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     app[keys.HEALTH_CACHE] = {}
     app[keys.OPENAPI] = {}
     app[keys.LIFECYCLE] = Lifecycle()
+    app[keys.SITE] = SiteSwitches()
     app[keys.SECURITY_HEADERS] = security_headers(content_security_policy(""))
     app[keys.PLUGIN_STATIC] = load_plugin_static(pm, config)
     app[keys.OUTBOX] = Outbox(app, consumers_of(pm), OutboxSettings(
@@ -63,7 +65,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
         app.add_routes(routes or [])
     app.on_response_prepare.append(add_headers)
     app.on_cleanup.append(stop_refresh)
-    app.cleanup_ctx.extend([_pool, _schema, _services, housekeeping, _startup_hooks, _outbox])
+    app.cleanup_ctx.extend([_pool, _schema, site_switches, _services, housekeeping, _startup_hooks, _outbox])
     if config.core.dev_mode:
         log.warning("DEV_MODE is on: development sign-in, storage and billing may be selected. "
                     "Never run a public portal like this.")

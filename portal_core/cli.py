@@ -1,5 +1,5 @@
 """The `portal` command: serve (the default), check-config, plugins, schema show|apply, healthcheck, smoke,
-events, and whatever plugins add through the ``portal_cli`` hook.
+events, admin, and whatever plugins add through the ``portal_cli`` hook.
 
 ``main`` reads the environment (.env + os.environ) and builds the plugin manager once; every command
 finds them on ``args.env`` and ``args.pm``."""
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import attrs
 
 from . import __version__
+from .admin_cli import EX_NOUSER, add_admin_commands
 from .config import EX_CONFIG, ConfigError, describe, environment
 from .events_cli import add_events_commands
 from .logs import configure_logging
@@ -36,6 +37,7 @@ exit status:
   1   a check failed (healthcheck, smoke)
   2   wrong command-line usage
   64  smoke was given no usable --base-url or token
+  {EX_NOUSER}  admin: no user matches (or the email names several: use the id)
   {EX_UNAVAILABLE}  a service the portal needs (its database) could not be reached
   {EX_CONFIG}  the configuration is incomplete or malformed (nothing was started)
 """
@@ -264,6 +266,7 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
                                            "detail (default: $OPS_TOKEN)")
     smoke.set_defaults(func=cmd_smoke)
     add_events_commands(sub)
+    add_admin_commands(sub)
     if pm is not None:
         pm.hook.portal_cli(subparsers=sub)
     return parser

@@ -25,3 +25,4 @@ SECURITY_HEADERS = web.AppKey("security_headers", dict)
 OUTBOX = web.AppKey("outbox", Any)  # portal_core.outbox.Outbox
 PLUGIN_STATIC = web.AppKey("plugin_static", dict)  # plugin name -> portal_core.web.assets.Assets
 OPENAPI = web.AppKey("openapi", dict)  # {"spec": the OpenAPI document, built on first request}
+SITE = web.AppKey("site", Any)  # portal_core.site.SiteSwitches: this process's copy of the site switches

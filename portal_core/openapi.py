@@ -107,7 +107,7 @@ def _operation(method: str, handler: Callable, spec: dict, path_params: list[dic
     statuses.setdefault(success, _STATUS_TEXT.get(success, "OK"))
     if auth != "none":
         statuses.setdefault(401, _STATUS_TEXT[401])
-        if method not in ("GET", "HEAD"):
+        if method not in ("GET", "HEAD") or auth in ("user", "admin"):  # CSRF, or a token's scopes
             statuses.setdefault(403, _STATUS_TEXT[403])
     if path_params:
         statuses.setdefault(404, _STATUS_TEXT[404])

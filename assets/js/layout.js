@@ -1,5 +1,5 @@
-// What every page shares: the development-mode banner, the header (nav + sign-out), the notice area,
-// and loading the signed-in user (or sending the browser to the sign-in page).
+// What every page shares: the development-mode banner, the admins' site banner, the header (nav +
+// sign-out), the notice area, and loading the signed-in user (or sending the browser to the sign-in page).
 
 import { api, ApiError, redirectToLogin, setCsrfToken } from './api.js';
 import { h, notify } from './dom.js';
@@ -12,6 +12,8 @@ const NAV = [
   { href: '/account', label: 'Account', id: 'nav-account' },
   { href: '/billing', label: 'Billing', id: 'nav-billing' },
 ];
+// Shown to admins only, after the core's nav (html.py's ADMIN_NAV).
+const ADMIN_NAV = { href: '/admin', label: 'Admin', id: 'nav-admin' };
 
 /** True when the portal was started with DEV_MODE (the core writes it on <html data-dev-mode>). */
 export function isDevMode() {
@@ -57,18 +59,41 @@ function header(signedIn) {
   return h('header', { className: 'site-header', id: 'site-header' }, bar);
 }
 
+/**
+ * Show the admins' banner (the "banner" site switch, from /api/me or /api/meta's `site`) above the
+ * header, as the server-rendered pages do; an empty text removes it.
+ */
+export function showSiteBanner(site) {
+  const text = site && typeof site.banner === 'string' ? site.banner.trim() : '';
+  const old = document.getElementById('site-banner');
+  if (!text) {
+    if (old) old.remove();
+    return;
+  }
+  const banner = old || h('div', { id: 'site-banner', className: 'site-banner', role: 'status', dataset: { testid: 'site-banner' } });
+  banner.textContent = text;
+  if (!old) document.getElementById('site-header').before(banner);
+}
+
 /** A nav link may only point at a path on this site ("/x"), never elsewhere ("//evil", "https:…"). */
 export function sameOriginPath(href) {
   return typeof href === 'string' && href.startsWith('/') && !href.startsWith('//') && !href.includes('\\')
     && !/[\u0000-\u001f]/.test(href);
 }
 
-/** Add the plugins' nav items (GET /api/me's "nav") after the core's, as the server-rendered pages do. */
-function addNavItems(items) {
+/**
+ * Add Admin (for admins) and the plugins' nav items (GET /api/me's "nav") after the core's, as the
+ * server-rendered pages do.
+ */
+function addNavItems(items, isAdmin) {
   const list = document.querySelector('#site-menu nav ul');
   if (!list || !Array.isArray(items)) return;
   const here = window.location.pathname;
   const seen = new Set(NAV.map(({ href }) => href));
+  if (isAdmin) {
+    seen.add(ADMIN_NAV.href);
+    list.append(h('li', {}, h('a', { href: ADMIN_NAV.href, id: ADMIN_NAV.id, 'aria-current': ADMIN_NAV.href === here ? 'page' : null }, ADMIN_NAV.label)));
+  }
   for (const item of items) {
     if (!item || !sameOriginPath(item.href) || typeof item.label !== 'string' || !item.label.trim() || seen.has(item.href)) continue;
     seen.add(item.href);
@@ -119,7 +144,7 @@ export async function startSignedInPage() {
   try {
     me = await api('/api/me');
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) {
+    if (error instanceof ApiError && error.status === 401 && error.code !== 'suspended') {
       redirectToLogin();
       return null;
     }
@@ -129,7 +154,8 @@ export async function startSignedInPage() {
   setCsrfToken(me.csrf_token);
   document.getElementById('sign-out-csrf').setAttribute('value', me.csrf_token);
   document.getElementById('user-email').textContent = me.user.email;
-  addNavItems(me.nav);
+  addNavItems(me.nav, me.user.is_admin);
+  showSiteBanner(me.site);
   document.getElementById('main').removeAttribute('aria-busy');
   for (const section of document.querySelectorAll('[data-needs-user]')) section.hidden = false;
   return me;

@@ -3,7 +3,7 @@
 
 import { api } from './api.js';
 import { byId, notify } from './dom.js';
-import { isDevMode, renderChrome } from './layout.js';
+import { isDevMode, renderChrome, showSiteBanner } from './layout.js';
 
 /** ?next= if it is a path on this site; anything else (another host, "//evil") becomes "/". */
 export function safeNext(raw) {
@@ -40,6 +40,7 @@ async function main() {
     byId('sign-in-note').textContent = 'You will be sent to our identity provider and brought back here.';
   }
 
+  api('/api/meta').then((meta) => showSiteBanner(meta.site), () => {});
   try {
     const me = await api('/api/me');
     byId('signed-in-email').textContent = me.user.email;

@@ -20,14 +20,25 @@ from .upload import limits_for, usage
 log = logging.getLogger("portal.billing")
 
 
-@operation("Who you are: user, plan, limits, usage, CSRF token and navigation", tags=["account"],
+SITE = {"type": "object", "description": "the site switches a page shows: the banner (empty for none), and "
+                                         "whether uploads are paused or the portal is read-only",
+        "properties": {"banner": {"type": "string"}, "uploads_paused": {"type": "boolean"},
+                       "read_only": {"type": "boolean"}}}
+
+
+def site_json(app: web.Application) -> dict:
+    settings = app[keys.SITE].current
+    return {"banner": settings.banner, "uploads_paused": settings.uploads_paused, "read_only": settings.read_only}
+
+
+@operation("Who you are: user, plan, limits, usage, CSRF token, navigation and the site's banner", tags=["account"],
            response={"type": "object", "properties": {
-               "user": {"type": "object"}, "plan": {"type": "object"}, "usage": {"type": "object"},
+               "user": {"type": "object"}, "plan": {"type": "object"}, "usage": {"type": "object"}, "site": SITE,
                "csrf_token": {"type": ["string", "null"]}, "sharing": {"type": "object"},
                "nav": {"type": "array", "items": {"type": "object", "properties": {
                    "label": {"type": "string"}, "href": {"type": "string"}}}}}})
 async def me(request: web.Request) -> web.Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, scope=None)  # any live credential may ask who it is
     app = request.app
     state = await app[keys.BILLING].current_plan(principal.user.id)
     _plan, limits = await limits_for(app, principal.user)
@@ -43,6 +54,7 @@ async def me(request: web.Request) -> web.Response:
         "usage": {"bytes": used, "count": count},
         "csrf_token": principal.session.csrf_token if principal.session else None,
         "nav": nav_items(app, user),
+        "site": site_json(app),
         "sharing": rules_json(state.name, app[keys.CONFIG].core.sharing(state.name)),
     })
 
@@ -55,14 +67,15 @@ async def member_since(pool, user_id: int) -> str | None:
     return row[0].isoformat() if row else None
 
 
-@operation("Public facts about this portal: version, DEV_MODE, sign-in backend, paid plans", tags=["meta"],
-           auth="none", response={"type": "object"})
+@operation("Public facts about this portal: version, DEV_MODE, sign-in backend, paid plans, the site's banner",
+           tags=["meta"], auth="none", response={"type": "object", "properties": {"site": SITE}})
 async def meta(request: web.Request) -> web.Response:
     config = request.app[keys.CONFIG]
     return web.json_response({
         "dev_mode": config.core.dev_mode, "version": __version__,
         "auth_backend": config.selections["auth"].backend.name,
         "billing_plans": list(request.app[keys.BILLING].plans()),
+        "site": site_json(request.app),
     })
 
 
@@ -74,7 +87,7 @@ async def billing_plans(request: web.Request) -> web.Response:
     When billing cannot give prices right now the plans still come, with ``price`` null and
     ``prices_error`` saying why, so the page can compare limits and offer the upgrade anyway.
     """
-    await authenticate(request)
+    await authenticate(request, scope=None)
     billing = request.app[keys.BILLING]
     core = request.app[keys.CONFIG].core
     try:

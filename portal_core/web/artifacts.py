@@ -18,7 +18,7 @@ from ..http_headers import content_disposition
 from ..interfaces import Download, ObjectNotFound, ServiceUnavailable
 from ..openapi import operation
 from .errors import bad_request, not_found, unauthenticated, unavailable
-from .sessions import Credential, authenticate, credential
+from .sessions import READ, WHO_COLUMNS, WHO_WIDTH, Credential, admit, authenticate, credential, principal_from_row
 
 ARTIFACT_COLUMNS = "id, name, size, content_type, sha256, created_at"
 ARTIFACT = {"type": "object", "properties": {
@@ -140,12 +140,12 @@ def _listing_query(cte: str, sort: str, order: str, after: bool, search: bool) -
         page AS (SELECT a.id, a.name, a.size, a.content_type, a.sha256, a.created_at, {_KEYS[sort]} AS k
                  FROM who JOIN artifacts a ON a.owner_id = who.user_id{where}
                  ORDER BY {_KEYS[sort]} {direction}, a.id {direction} LIMIT %(limit)s + 1)
-        SELECT who.user_id, (SELECT count(*) FROM page),
+        SELECT {WHO_COLUMNS}, (SELECT count(*) FROM page),
                (SELECT string_agg(row_to_json(doc)::text, ',' ORDER BY {order_by})
                 FROM page p, LATERAL (SELECT p.id, p.name, p.size, p.content_type, p.sha256,
                                              {_ISO_CREATED_AT} AS created_at) doc),
                (SELECT {_KEY_TEXT[sort]} FROM page p ORDER BY {order_by} OFFSET %(limit)s - 1 LIMIT 1)
-        FROM who JOIN users u ON u.id = who.user_id"""
+        FROM who LEFT JOIN users u ON u.id = who.user_id"""
 
 
 # One prepared statement per credential kind, sort, order, with or without a cursor and a search (see
@@ -186,10 +186,12 @@ async def list_artifacts(request: web.Request) -> web.Response:
         await listing(cred.via, *sort, bool(cursor), bool(pattern)).execute(
             cur, params, prepare=request.app[keys.CONFIG].core.database_prepare_statements)
         row = await cur.fetchone()
-    # GET needs no CSRF check: a live credential of a signed-in user is all the listing asks for.
-    if row is None or row[0] is None:
+    principal = principal_from_row(cred, row) if row else None
+    if principal is None:
         raise unauthenticated()
-    _user_id, fetched, docs, last_key = row
+    # The same checks as authenticate() (suspended, expired, scope), on the columns this query already read.
+    await admit(request, principal, READ)
+    fetched, docs, last_key = row[WHO_WIDTH:]
     next_cursor = "null"
     if fetched > limit:  # one more than the page was fetched: drop it, and point the cursor at the last shown
         docs = docs[:docs.rindex("," + _DOC_START)]

@@ -18,6 +18,7 @@ from .. import keys
 from ..events import record, record_now
 from ..interfaces import Identity, LoginFailed, ServiceUnavailable
 from . import sessions
+from .errors import ApiError
 from .html import redirect, render_page
 
 log = logging.getLogger("portal.auth")
@@ -81,27 +82,55 @@ async def callback(request: web.Request) -> web.StreamResponse:
     backend = request.app[keys.AUTH].name
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
         async with cur.begin():
-            user_id, created = await upsert_user(cur, identity)
-            if created:
-                await record(cur, "user.created", actor_id=user_id, owner_id=user_id, subject_id=user_id,
+            refusal = await sign_in_refusal(request, cur, identity)
+            if refusal is None:
+                user_id, created = await upsert_user(cur, identity)
+                if created:
+                    await record(cur, "user.created", actor_id=user_id, owner_id=user_id, subject_id=user_id,
+                                 data={"auth_backend": backend})
+                secret = await sessions.create_session_in(cur, user_id=user_id,
+                                                          data={"auth": dict(identity.session_data)}, replacing=session)
+                await record(cur, "user.signed_in", actor_id=user_id, owner_id=user_id, subject_id=user_id,
                              data={"auth_backend": backend})
-            secret = await sessions.create_session_in(cur, user_id=user_id,
-                                                      data={"auth": dict(identity.session_data)}, replacing=session)
-            await record(cur, "user.signed_in", actor_id=user_id, owner_id=user_id, subject_id=user_id,
-                         data={"auth_backend": backend})
+    if refusal is not None:
+        message, reason = refusal
+        return await login_failed_page(request, message, reason=reason, status=403)
     log.info("user %s signed in via %s", user_id, backend)
     response = redirect(safe_next(attempt.get("next")))
     sessions.set_cookie(response, request, secret)
     return response
 
 
+async def sign_in_refusal(request: web.Request, cur, identity: Identity) -> tuple[str, str] | None:
+    """(message for the person, reason for the log) when this identity may not sign in now, else None.
+
+    A frozen account is refused; while signups are paused, so is anyone without an account yet. The
+    user's row is locked, so a freeze committed meanwhile is seen.
+    """
+    await cur.execute("SELECT id, frozen_at IS NOT NULL FROM users WHERE issuer = %s AND subject = %s FOR UPDATE",
+                      (identity.issuer, identity.subject))
+    existing = await cur.fetchone()
+    if existing is not None and existing[1]:
+        return ("This account is suspended. If you think this is a mistake, contact the portal's administrators.",
+                f"account suspended (user {existing[0]})")
+    if existing is None and request.app[keys.SITE].current.signups_paused:
+        banner = request.app[keys.SITE].current.banner
+        return ("The portal is not accepting new accounts right now. Please try again later."
+                + (f" {banner}" if banner else ""), "signups are paused and this identity has no account")
+    return None
+
+
 async def upsert_user(cur, identity: Identity) -> tuple[int, bool]:
-    """Create or refresh the user for ``identity`` in the caller's transaction: (user id, whether it is new)."""
+    """Create or refresh the user for ``identity`` in the caller's transaction: (user id, whether it is new).
+
+    ``is_admin`` follows the identity provider at every sign-in; an admin granted by ``portal admin
+    grant-admin`` (``admin_granted``) stays one whatever the provider says.
+    """
     await cur.execute(
         """
-        INSERT INTO users (issuer, subject, email, name, is_admin) VALUES (%s, %s, %s, %s, %s)
+        INSERT INTO users (issuer, subject, email, name, is_admin, last_sign_in_at) VALUES (%s, %s, %s, %s, %s, now())
         ON CONFLICT (issuer, subject) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
-            is_admin = EXCLUDED.is_admin, updated_at = now()
+            is_admin = EXCLUDED.is_admin, last_sign_in_at = now(), updated_at = now()
         RETURNING id, xmax = 0
         """,
         (identity.issuer, identity.subject, identity.email, identity.name, identity.is_admin))
@@ -110,7 +139,15 @@ async def upsert_user(cur, identity: Identity) -> tuple[int, bool]:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    principal = await sessions.authenticate(request, allow_token=False)
+    try:
+        principal = await sessions.authenticate(request, allow_token=False)
+    except ApiError as exc:
+        if exc.code != "suspended":
+            raise
+        # A suspended account's session is refused everywhere already; let the browser forget it too.
+        response = redirect("/login")
+        sessions.clear_cookie(response)
+        return response
     user_id = principal.user.id
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
         async with cur.begin():
@@ -132,7 +169,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def login_failed_page(request: web.Request, message: str, *, reason: str) -> web.Response:
+async def login_failed_page(request: web.Request, message: str, *, reason: str, status: int = 400) -> web.Response:
     """A friendly page with a way back; the reason goes to the log and the audit trail, never a session is created."""
     log.warning("sign-in failed: %s", reason)
     await record_now(request.app[keys.POOL], "user.sign_in_failed",
@@ -140,4 +177,4 @@ async def login_failed_page(request: web.Request, message: str, *, reason: str) 
     body = (f'<p class="notice notice-error" role="alert" data-testid="sign-in-error">{escape(message)}</p>'
             '<p class="actions"><a class="button button-primary" href="/auth/login">Try again</a>'
             '<a class="button" href="/">Back to the portal</a></p>')
-    return render_page(request, "Sign-in did not work", body, status=400)
+    return render_page(request, "Sign-in did not work", body, status=status)

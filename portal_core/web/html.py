@@ -1,7 +1,7 @@
 """The one layout for server-rendered pages (sign-in errors, error pages, plugins' pages).
 
 ``render_page`` draws the same chrome the front end's pages draw in assets/js/layout.js — skip link,
-DEV_MODE banner, header with brand, nav, the signed-in email and the sign-out button — with the same
+DEV_MODE banner, the admins' site banner, header with brand, nav, the signed-in email and the sign-out button — with the same
 markup and classes, so every page looks one way; a browser test compares the two headers. Everything
 interpolated is escaped; no inline script or style, so the CSP holds.
 """
@@ -23,6 +23,8 @@ log = logging.getLogger("portal.web")
 # The core's nav, in the order layout.js shows it (keep the two in step: the browser tests compare them).
 NAV = (("/", "Artifacts", "nav-artifacts"), ("/sharing", "Sharing", "nav-sharing"), ("/account", "Account", "nav-account"),
        ("/billing", "Billing", "nav-billing"))
+# Shown to admins only, after the core's nav.
+ADMIN_NAV = ("/admin", "Admin", "nav-admin")
 
 ERRORS = {
     404: ("Page not found", "There is nothing at this address. The link may be mistyped, or the page may have moved."),
@@ -37,6 +39,15 @@ ERRORS = {
 def _dev_banner() -> str:
     return ('<div id="dev-banner" class="dev-banner" role="note" data-testid="dev-banner">'
             "<strong>Development mode</strong> — no real sign-in, storage or payments.</div>")
+
+
+def _site_banner(request: web.Request) -> str:
+    """The admins' banner (the ``banner`` site switch), on every page while it is set."""
+    text = request.app[keys.SITE].current.banner
+    if not text:
+        return ""
+    return (f'<div id="site-banner" class="site-banner" role="status" data-testid="site-banner">'
+            f"{escape(text)}</div>")
 
 
 def _header(request: web.Request, principal: Principal | None, static: str) -> str:
@@ -65,9 +76,9 @@ def _link(href: str, label: str, ident: str, here: str) -> str:
 
 
 def nav_items(request: web.Request, principal: Principal) -> list[tuple[str, str, str]]:
-    """(href, label, element id) for the header: the core's nav, then the plugins' portal_nav_items
+    """(href, label, element id) for the header: the core's nav (and Admin for admins), then the plugins' portal_nav_items
     (filtered by :func:`portal_core.web.nav.nav_items`); a plugin link repeating a core one is left out."""
-    items = list(NAV)
+    items = list(NAV) + ([ADMIN_NAV] if principal.user.is_admin else [])
     seen = {href for href, _label, _ident in items}
     for item in plugin_nav_items(request.app, principal.user):
         if item["href"] not in seen:
@@ -97,7 +108,7 @@ def render_page(request: web.Request, title: str, body_html: str, *, status: int
 <script type="module" src="{static}/js/server-page.js"></script>
 </head>
 <body>
-<a class="skip-link" href="#main">Skip to content</a>{_dev_banner() if dev else ""}{_header(request, principal, static)}
+<a class="skip-link" href="#main">Skip to content</a>{_dev_banner() if dev else ""}{_site_banner(request)}{_header(request, principal, static)}
 <main id="main" class="page page-narrow" tabindex="-1">
 <section class="card" aria-labelledby="page-title">
 <h1 id="page-title">{escape(title)}</h1>

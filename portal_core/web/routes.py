@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import openapi
-from . import (account, artifacts, assets, auth, file_requests, health, request_pages, share_pages, shares,
-               tokens, upload)
+from . import (account, admin, artifacts, assets, auth, file_requests, health, request_pages, share_pages,
+               shares, tokens, upload)
 
 
 def core_routes() -> list[web.AbstractRouteDef]:
@@ -42,4 +42,5 @@ def core_routes() -> list[web.AbstractRouteDef]:
         web.get("/static/{version}/{path:.+}", assets.static_file),
         web.get("/favicon.ico", assets.favicon),
         *(web.get(path, assets.page) for path in assets.PAGES),
+        *admin.routes(),
     ]

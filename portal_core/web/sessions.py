@@ -4,10 +4,14 @@ The cookie carries a random 256-bit id; the database keeps only its SHA-256, so 
 sharing the database can serve any browser, and a copy of the table replays nothing. A session with no
 user is a pre-login session: it carries the login state between /auth/login and /auth/callback.
 Anything the identity provider hands back (the OIDC id_token) lives in ``data``, never in the cookie.
+
+Whatever the credential, the query that reads it also reads whether its user is frozen and, for an API
+token, its scopes and expiry, so one round trip decides, on every process at once (:func:`admit`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -18,8 +22,9 @@ import attrs
 from aiohttp import web
 
 from .. import keys
+from ..events import record_now
 from ..interfaces import User
-from .errors import forbidden, unauthenticated
+from .errors import ApiError, forbidden, unauthenticated
 
 COOKIE = "portal_session"
 TOKEN_PREFIX = "pt_"
@@ -40,34 +45,69 @@ class Session:
     data: dict[str, Any]
 
 
+# What an API token may be used for. A session may do whatever its user may.
+READ = "artifacts:read"
+WRITE = "artifacts:write"
+ADMIN = "admin"
+SCOPES = (READ, WRITE, ADMIN)
+DEFAULT_SCOPES = (READ, WRITE)
+# authenticate()'s default scope: artifacts:read for safe methods, artifacts:write for the others.
+BY_METHOD = "by-method"
+
+
 @attrs.frozen
 class Principal:
-    """Who is making this request, and how they proved it ("session" or "token")."""
+    """Who is making this request, and how they proved it ("session" or "token").
+
+    ``scopes`` are the token's (None for a session: everything its user may do). The rest is the
+    credential's standing as the database saw it in the same query, for :func:`admit` to act on.
+    """
 
     user: User
     via: str
     session: Session | None = None
+    scopes: tuple[str, ...] | None = None
+    token_id: str | None = None
+    token_name: str | None = None
+    frozen: bool = False
+    expired: bool = False
+    expires_at: dt.datetime | None = None
+    touched: bool = False
 
 
-# Each credential becomes a CTE named `who` (user_id, csrf_token, data, session_hash), refreshing the
-# last-seen time in the same statement, so a view can join its own query to it: one round trip.
+# Each credential becomes a CTE named `who` (user_id, csrf_token, data, session_hash, scopes, expired,
+# expires_at, token_id, token_name, touched), refreshing the last-seen time in the same statement, so a view
+# can join its own query to it: one round trip. A token's last_used_at is refreshed only while it is live
+# (unexpired, its user not frozen); `touched` says this request refreshed it (then a token.used event is due).
 SESSION_WHO = f"""
     s AS (SELECT id_hash, user_id, csrf_token, data, last_seen_at FROM sessions
           WHERE id_hash = %(credential)s
             AND last_seen_at > now() - make_interval(secs => %(idle)s)
             AND created_at > now() - make_interval(secs => %(max_age)s)),
     touch AS (UPDATE sessions SET last_seen_at = now() FROM s
-              WHERE sessions.id_hash = s.id_hash AND s.last_seen_at < now() - interval '{TOUCH_INTERVAL}'),
-    who AS (SELECT user_id, csrf_token, data, id_hash AS session_hash FROM s)"""
+              WHERE sessions.id_hash = s.id_hash AND s.last_seen_at < now() - interval '{TOUCH_INTERVAL}'
+              RETURNING 1),
+    who AS (SELECT user_id, csrf_token, data, id_hash AS session_hash, NULL::text[] AS scopes, false AS expired,
+                   NULL::timestamptz AS expires_at, NULL::text AS token_id, NULL::text AS token_name,
+                   false AS touched FROM s)"""
 
 TOKEN_WHO = f"""
-    k AS (SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = %(credential)s),
+    k AS (SELECT id, user_id, name, last_used_at, scopes, expires_at, COALESCE(expires_at <= now(), false) AS expired
+          FROM api_tokens WHERE token_hash = %(credential)s),
     touch AS (UPDATE api_tokens SET last_used_at = now() FROM k
-              WHERE api_tokens.id = k.id
-                AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '{TOUCH_INTERVAL}')),
-    who AS (SELECT user_id, NULL::text AS csrf_token, NULL::jsonb AS data, NULL::bytea AS session_hash FROM k)"""
+              WHERE api_tokens.id = k.id AND NOT k.expired
+                AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '{TOUCH_INTERVAL}')
+                AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = k.user_id AND users.frozen_at IS NOT NULL)
+              RETURNING 1),
+    who AS (SELECT user_id, NULL::text AS csrf_token, NULL::jsonb AS data, NULL::bytea AS session_hash, scopes,
+                   expired, expires_at, id::text AS token_id, name AS token_name,
+                   EXISTS (SELECT 1 FROM touch) AS touched FROM k)"""
 
-WHO_COLUMNS = "who.user_id, who.csrf_token, who.data, who.session_hash, u.email, u.name, u.is_admin"
+# Select these from `who LEFT JOIN users u ON u.id = who.user_id`; principal_from_row reads them.
+WHO_COLUMNS = ("who.user_id, who.csrf_token, who.data, who.session_hash, u.email, u.name, "
+               "(u.is_admin OR u.admin_granted), u.frozen_at IS NOT NULL, who.scopes, who.expired, who.expires_at, "
+               "who.token_id, who.token_name, who.touched")
+WHO_WIDTH = 14
 
 
 @attrs.frozen
@@ -100,16 +140,60 @@ def credential(request: web.Request, *, allow_token: bool = True) -> Credential 
 
 def principal_from_row(cred: Credential, row) -> Principal | None:
     """Build the Principal from the WHO_COLUMNS prefix of a row (None when no signed-in user)."""
-    user_id, csrf, data, session_hash, email, name, is_admin = row[:7]
-    if user_id is None:
+    (user_id, csrf, data, session_hash, email, name, is_admin, frozen, scopes, expired, expires_at, token_id,
+     token_name, touched) = row[:WHO_WIDTH]
+    if user_id is None or email is None:
         return None
-    user = User(user_id, email, name, is_admin)
+    user = User(user_id, email, name, bool(is_admin))
     session = Session(bytes(session_hash), user_id, csrf, data or {}) if cred.via == "session" else None
-    return Principal(user, cred.via, session)
+    return Principal(user, cred.via, session, tuple(scopes) if scopes is not None else None, token_id, token_name,
+                     bool(frozen), bool(expired), expires_at, bool(touched))
 
 
-async def authenticate(request: web.Request, *, allow_token: bool = True) -> Principal:
-    """The signed-in principal, checking CSRF for state-changing session requests. 401/403 otherwise."""
+def suspended() -> ApiError:
+    return ApiError(401, "suspended", "this account is suspended; contact the portal's administrators")
+
+
+def required_scope(method: str, scope: str | None) -> str | None:
+    if scope == BY_METHOD:
+        return READ if method in SAFE_METHODS else WRITE
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}: one of {SCOPES}, None or BY_METHOD")
+    return scope
+
+
+async def admit(request: web.Request, principal: Principal, scope: str | None = BY_METHOD) -> None:
+    """The checks every authenticated request passes, whichever query loaded the principal.
+
+    Frozen user → 401 "this account is suspended"; expired token → 401; the admin scope asked of a
+    non-admin → 404 (admin routes do not exist for them); a token without the scope → 403; then CSRF.
+    """
+    if principal.frozen:
+        raise suspended()
+    if principal.expired:
+        when = principal.expires_at.isoformat() if principal.expires_at else "some time ago"
+        raise ApiError(401, "token_expired", f"this API token expired at {when}; create a new one on the account page")
+    if principal.touched:
+        # At most once a minute per token (when last_used_at was refreshed): the customer's activity shows it.
+        await record_now(request.app[keys.POOL], "token.used", actor_id=principal.user.id, owner_id=principal.user.id,
+                         subject_id=principal.token_id, data={"name": principal.token_name})
+    required = required_scope(request.method, scope)
+    if required == ADMIN and not principal.user.is_admin:
+        # Exactly what an address that does not exist answers: admin pages do not exist for others.
+        raise web.HTTPNotFound()
+    if principal.scopes is not None and required is not None and required not in principal.scopes:
+        raise forbidden(f"this API token lacks the '{required}' scope (it has: {', '.join(principal.scopes) or 'none'}); "
+                        "create a token with it on the account page", code="insufficient_scope")
+    await check_csrf(request, principal)
+
+
+async def authenticate(request: web.Request, *, allow_token: bool = True, scope: str | None = BY_METHOD) -> Principal:
+    """The signed-in principal, checked for what this request needs (see :func:`admit`); 401/403/404 otherwise.
+
+    ``scope``: the token scope the route needs — by default artifacts:read for GET/HEAD/OPTIONS and
+    artifacts:write for other methods; ``ADMIN`` for admin routes (also refuses non-admins with 404);
+    None when any live credential will do (``/api/me``).
+    """
     cred = credential(request, allow_token=allow_token)
     if cred is None:
         raise unauthenticated()
@@ -120,7 +204,7 @@ async def authenticate(request: web.Request, *, allow_token: bool = True) -> Pri
     principal = principal_from_row(cred, row) if row else None
     if principal is None:
         raise unauthenticated()
-    await check_csrf(request, principal)
+    await admit(request, principal, scope)
     return principal
 
 

@@ -1,4 +1,9 @@
-"""API tokens: created with a session (shown once), listed without secrets, revoked. Stored hashed."""
+"""API tokens: created with a session (shown once), listed without secrets, revoked. Stored hashed.
+
+A token carries scopes (artifacts:read, artifacts:write, admin; both artifact scopes by default) and may
+expire (``expires_in`` seconds). Only an admin can create an admin token; using a token outside its scopes
+is 403, after its expiry 401 (portal_core.web.sessions.admit).
+"""
 
 from __future__ import annotations
 
@@ -10,51 +15,73 @@ from aiohttp import web
 from .. import keys
 from ..events import record
 from ..openapi import operation
-from .errors import bad_request, not_found
-from .sessions import TOKEN_PREFIX, authenticate, digest
+from .errors import bad_request, forbidden, not_found
+from .inputs import json_object, optional_int, required_text
+from .sessions import ADMIN, DEFAULT_SCOPES, SCOPES, TOKEN_PREFIX, authenticate, digest
 
 MAX_NAME = 100
+# Ten years: long enough for any real use, short enough that the timestamp arithmetic stays ordinary.
+MAX_EXPIRES_IN = 10 * 365 * 86400
+MIN_EXPIRES_IN = 60
 TOKEN = {"type": "object", "properties": {
     "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
-    "created_at": {"type": "string", "format": "date-time"}, "last_used_at": {"type": ["string", "null"], "format": "date-time"}}}
+    "scopes": {"type": "array", "items": {"type": "string", "enum": list(SCOPES)}},
+    "created_at": {"type": "string", "format": "date-time"},
+    "last_used_at": {"type": ["string", "null"], "format": "date-time"},
+    "expires_at": {"type": ["string", "null"], "format": "date-time"}}}
+TOKEN_COLUMNS = "id, name, created_at, last_used_at, scopes, expires_at"
 
 
 def token_json(row) -> dict:
     return {"id": str(row[0]), "name": row[1], "created_at": row[2].isoformat(),
-            "last_used_at": row[3].isoformat() if row[3] else None}
+            "last_used_at": row[3].isoformat() if row[3] else None, "scopes": list(row[4]),
+            "expires_at": row[5].isoformat() if row[5] else None}
 
 
-async def _json_body(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request('send a JSON object, e.g. {"name": "ci"}') from None
-    if not isinstance(body, dict):
-        raise bad_request('send a JSON object, e.g. {"name": "ci"}')
-    return body
+def parse_scopes(body: dict) -> list[str]:
+    """``body["scopes"]``: a non-empty list of known scopes (default both artifact scopes); 400 otherwise."""
+    raw = body.get("scopes")
+    if raw is None:
+        return list(DEFAULT_SCOPES)
+    if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
+        raise bad_request(f"'scopes' must be a non-empty list of: {', '.join(SCOPES)}", code="bad_scopes")
+    unknown = [s for s in raw if s not in SCOPES]
+    if unknown:
+        raise bad_request(f"unknown scope(s) {', '.join(map(repr, unknown))}; 'scopes' may hold: {', '.join(SCOPES)}",
+                          code="bad_scopes")
+    return [s for s in SCOPES if s in raw]  # canonical order, no repeats
 
 
 @operation("Create an API token; the secret is in the answer, once", tags=["tokens"], auth="session",
-           body={"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": MAX_NAME}}},
-           responses={201: "Created"},
+           body={"type": "object", "required": ["name"], "properties": {
+               "name": {"type": "string", "maxLength": MAX_NAME},
+               "scopes": {"type": "array", "items": {"type": "string", "enum": list(SCOPES)},
+                          "description": "default: artifacts:read and artifacts:write; admin only for admins"},
+               "expires_in": {"type": "integer", "minimum": MIN_EXPIRES_IN, "maximum": MAX_EXPIRES_IN,
+                              "description": "seconds until the token stops working (default: never)"}}},
+           responses={201: "Created", 403: "The admin scope was asked for by someone who is not an admin"},
            response={**TOKEN, "properties": {**TOKEN["properties"], "token": {"type": "string"}}})
 async def create_token(request: web.Request) -> web.Response:
     # Token management needs a signed-in browser: a leaked token must not be able to mint more.
     principal = await authenticate(request, allow_token=False)
-    name = (await _json_body(request)).get("name")
-    if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME:
-        raise bad_request(f"'name' must be a non-empty string of at most {MAX_NAME} characters", code="bad_name")
+    body = await json_object(request, '{"name": "ci", "scopes": ["artifacts:read"], "expires_in": 86400}')
+    name = required_text(body, "name", max_length=MAX_NAME)
+    scopes = parse_scopes(body)
+    expires_in = optional_int(body, "expires_in", minimum=MIN_EXPIRES_IN, maximum=MAX_EXPIRES_IN)
+    if ADMIN in scopes and not principal.user.is_admin:
+        raise forbidden("only administrators can create a token with the 'admin' scope", code="admin_scope")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user_id = principal.user.id
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
         async with cur.begin():
             await cur.execute(
-                "INSERT INTO api_tokens (user_id, name, token_hash) VALUES (%s, %s, %s) "
-                "RETURNING id, name, created_at, last_used_at",
-                (user_id, name.strip(), digest(secret)))
+                "INSERT INTO api_tokens (user_id, name, token_hash, scopes, expires_at) "
+                "VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s)) "
+                f"RETURNING {TOKEN_COLUMNS}",
+                (user_id, name, digest(secret), scopes, expires_in))
             row = await cur.fetchone()
             await record(cur, "token.created", actor_id=user_id, owner_id=user_id, subject_id=row[0],
-                         data={"name": row[1]})
+                         data={"name": row[1], "scopes": scopes, "expires_in": expires_in})
     return web.json_response({**token_json(row), "token": secret}, status=201)
 
 
@@ -63,7 +90,7 @@ async def create_token(request: web.Request) -> web.Response:
 async def list_tokens(request: web.Request) -> web.Response:
     principal = await authenticate(request, allow_token=False)
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
-        await cur.execute("SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = %s "
+        await cur.execute(f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = %s "
                           "ORDER BY created_at DESC", (principal.user.id,))
         rows = await cur.fetchall()
     return web.json_response({"tokens": [token_json(row) for row in rows]})

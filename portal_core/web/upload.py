@@ -25,6 +25,7 @@ from .. import keys
 from ..events import record
 from ..interfaces import ObjectTooLarge, ServiceUnavailable, User
 from ..settings import Limits
+from ..site import uploads_paused_error
 from ..openapi import operation
 from .artifacts import ARTIFACT, ARTIFACT_COLUMNS, artifact_json
 from .errors import ApiError, bad_request, unavailable
@@ -131,10 +132,16 @@ async def usage(pool, user_id: int) -> tuple[int, int]:
 
 
 async def limits_for(app: web.Application, user: User) -> tuple[str, Limits]:
-    """The user's plan and the limits that apply to them: the plan's (PLAN_<NAME>_*), unless a
-    ``portal_limits`` plugin replaces them."""
+    """The user's plan and the limits that apply to them: the plan's (PLAN_<NAME>_*), then an admin's
+    override of either limit (``PATCH /api/admin/users/{id}``), unless a ``portal_limits`` plugin replaces them."""
     plan = (await app[keys.BILLING].current_plan(user.id)).name
     limits = app[keys.CONFIG].core.limits(plan)
+    async with app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT limit_max_file, limit_quota FROM users WHERE id = %s", (user.id,))
+        override = await cur.fetchone()
+    if override is not None and (override[0] is not None or override[1] is not None):
+        limits = Limits(max_file=limits.max_file if override[0] is None else override[0],
+                        quota=limits.quota if override[1] is None else override[1])
     replaced = app[keys.PLUGIN_MANAGER].hook.portal_limits(user=user, plan=plan, limits=limits,
                                                                   config=app[keys.CONFIG])
     if replaced is not None:
@@ -144,10 +151,19 @@ async def limits_for(app: web.Application, user: User) -> tuple[str, Limits]:
     return plan, limits
 
 
+def check_uploads_open(app: web.Application) -> None:
+    """503 with the banner while an admin has paused uploads (the ``uploads_paused`` site switch)."""
+    settings = app[keys.SITE].current
+    if settings.uploads_paused:
+        raise uploads_paused_error(settings)
+
+
 async def check_upload(app: web.Application, user: User, filename: str, content_type: str, size: int | None,
                        head: bytes | None = None) -> None:
-    """Ask every ``portal_check_upload`` plugin; the first refusal becomes a 422 naming it. Call it before
-    any byte is stored, with the first :data:`HEAD_BYTES` of the file when they are at hand."""
+    """Refuse an upload before any byte is stored: 503 while uploads are paused, then ask every
+    ``portal_check_upload`` plugin (the first refusal becomes a 422 naming it). Call it before storing,
+    with the first :data:`HEAD_BYTES` of the file when they are at hand."""
+    check_uploads_open(app)
     for verdict in app[keys.PLUGIN_MANAGER].hook.portal_check_upload(
             user=user, filename=filename, content_type=content_type, size=size, head=head,
             config=app[keys.CONFIG]):
@@ -230,11 +246,13 @@ async def store_part(app: web.Application, user: User, part, *, plan: str, limit
            body={"type": "object", "required": ["file"],
                  "properties": {"file": {"type": "string", "format": "binary"}}},
            body_type="multipart/form-data",
-           responses={201: "Stored; the artifact", 413: "", 422: ""}, response=ARTIFACT)
+           responses={201: "Stored; the artifact", 413: "", 422: "", 503: "Uploads are paused (the message is the banner)"},
+           response=ARTIFACT)
 async def upload(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     user = principal.user
     app = request.app
+    check_uploads_open(app)  # before reading a byte of the body (check_upload asks again, for every path)
     plan, limits = await limits_for(app, user)
     used, _count = await usage(app[keys.POOL], user.id)
     limit = max(0, min(limits.max_file, limits.quota - used))

@@ -47,11 +47,19 @@ def create_user(database_url: str, *, email: str = "ada@example.com", name: str 
     return rows[0][0]
 
 
-def create_token(database_url: str, user_id: int, name: str = "test") -> str:
-    """Create an API token for ``user_id`` the way POST /api/tokens stores it; returns the secret."""
+def create_token(database_url: str, user_id: int, name: str = "test", *, scopes: list[str] | None = None) -> str:
+    """Create an API token for ``user_id`` the way POST /api/tokens stores it; returns the secret.
+
+    ``scopes`` default to the column's default (artifacts:read and artifacts:write).
+    """
     from portal_core.web.sessions import TOKEN_PREFIX
 
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    run_sql(database_url, "INSERT INTO api_tokens (user_id, name, token_hash) VALUES (%s, %s, %s)",
-            (user_id, name, hashlib.sha256(secret.encode()).digest()))
+    token_hash = hashlib.sha256(secret.encode()).digest()
+    if scopes is None:
+        run_sql(database_url, "INSERT INTO api_tokens (user_id, name, token_hash) VALUES (%s, %s, %s)",
+                (user_id, name, token_hash))
+    else:
+        run_sql(database_url, "INSERT INTO api_tokens (user_id, name, token_hash, scopes) VALUES (%s, %s, %s, %s)",
+                (user_id, name, token_hash, scopes))
     return secret
