@@ -31,7 +31,7 @@ _CLOSED = {
     "expired": ("This request has expired", "This request stopped taking files on {expires}."),
     "full": ("This request has all the files it takes", "It has received as much as it accepts, so it takes no more."),
 }
-STOPPING = (410, 503)  # after these, the rest of the form is not read
+STOPPING = (403, 410, 503)  # after these, the rest of the form is not read
 
 
 @attrs.frozen
@@ -46,6 +46,7 @@ class FileRequest:
     received_bytes: int
     closed_at: dt.datetime | None
     now: dt.datetime
+    frozen: bool  # the owner's account is suspended
 
     @property
     def state(self) -> str:
@@ -64,7 +65,7 @@ async def find(request: web.Request) -> FileRequest | None:
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
         await cur.execute(
             """SELECT r.id, u.id, u.email, u.name, u.is_admin, r.title, r.expires_at, r.max_bytes, r.max_files,
-                      r.received_files, r.received_bytes, r.closed_at, now()
+                      r.received_files, r.received_bytes, r.closed_at, now(), u.frozen_at IS NOT NULL
                FROM file_requests r JOIN users u ON u.id = r.owner_id WHERE r.token_hash = %s""",
             (token_digest(token),))
         row = await cur.fetchone()
@@ -102,6 +103,10 @@ class RequestCaps:
     req: FileRequest
 
     async def before(self, cur, size: int) -> None:
+        # commit_row holds the owner's row: a freeze that landed since the page was read is seen here.
+        await cur.execute("SELECT frozen_at IS NOT NULL FROM users WHERE id = %s", (self.req.owner.id,))
+        if (await cur.fetchone())[0]:
+            raise ApiError(403, "owner_suspended", "the account that asked for files has been suspended")
         await cur.execute("SELECT closed_at IS NOT NULL, expires_at <= now(), max_bytes, max_files, received_bytes, "
                           "received_files FROM file_requests WHERE id = %s FOR UPDATE", (self.req.id,))
         row = await cur.fetchone()
@@ -137,6 +142,9 @@ def not_found_page(request: web.Request) -> web.Response:
 
 async def refusal(app: web.Application, req: FileRequest) -> tuple[int, str, str] | None:
     """(status, title, message) when the request takes nothing now, else None."""
+    if req.frozen:
+        return 403, "This request is not available", ("The account that asked for files has been suspended, so "
+                                                      "this request takes nothing for now.")
     if req.state != "open":
         title, message = _CLOSED[req.state]
         return 410, title, message.format(expires=time_html(req.expires_at))
@@ -144,6 +152,10 @@ async def refusal(app: web.Application, req: FileRequest) -> tuple[int, str, str
     if not rules.file_requests:
         return 403, "This request is paused", ("The person who asked for files cannot receive them through a "
                                                "request on their current plan.")
+    site = app[keys.SITE].current
+    if site.uploads_paused:
+        return 503, "Uploads are paused", "Uploads are paused for maintenance; try again later." + (
+            f" ({escape(site.banner)})" if site.banner else "")
     return None
 
 

@@ -57,6 +57,7 @@ class Share:
     size: int | None
     sha256: str | None
     sharer: str
+    frozen: bool  # the owner's account is suspended (an admin froze it): the link works again if unfrozen
 
     @property
     def state(self) -> str:
@@ -73,7 +74,7 @@ async def find(request: web.Request) -> Share | None:
         await cur.execute(
             """SELECT s.id, s.owner_id, s.artifact_id, s.password_hash, s.expires_at, s.max_downloads, s.downloads,
                       s.revoked_at, now(), COALESCE(a.name, s.artifact_name), a.size, a.sha256,
-                      COALESCE(NULLIF(u.name, ''), u.email)
+                      COALESCE(NULLIF(u.name, ''), u.email), u.frozen_at IS NOT NULL
                FROM shares s JOIN users u ON u.id = s.owner_id LEFT JOIN artifacts a ON a.id = s.artifact_id
                WHERE s.token_hash = %s""", (token_digest(token),))
         row = await cur.fetchone()
@@ -85,6 +86,18 @@ async def find(request: web.Request) -> Share | None:
 def not_found_page(request: web.Request) -> web.Response:
     return gone_page(request, "There is no such link", "This link does not exist. It may be mistyped or "
                      "incomplete, or it stopped working a long time ago.", status=404)
+
+
+def suspended_page(request: web.Request) -> web.Response:
+    return gone_page(request, "This link is not available", "The account that shared this file has been "
+                     "suspended, so its links do not work for now.", status=403)
+
+
+def unavailable(request: web.Request, share: Share) -> web.Response | None:
+    """The page for a link that does not work now (its owner suspended, or it is gone), else None."""
+    if share.frozen:
+        return suspended_page(request)
+    return gone(request, share) if share.state != "active" else None
 
 
 def gone(request: web.Request, share: Share) -> web.Response:
@@ -214,8 +227,8 @@ async def share_page(request: web.Request) -> web.Response:
     share = await find(request)
     if share is None:
         return not_found_page(request)
-    if share.state != "active":
-        return gone(request, share)
+    if (stop := unavailable(request, share)) is not None:
+        return stop
     if share.password_hash is not None and not unlocked(request, share):
         wait = await locked_for(request.app[keys.POOL], share)
         return locked_page(request, wait) if wait is not None else password_page(request)
@@ -228,8 +241,8 @@ async def unlock(request: web.Request) -> web.Response:
     share = await find(request)
     if share is None:
         return not_found_page(request)
-    if share.state != "active":
-        return gone(request, share)
+    if (stop := unavailable(request, share)) is not None:
+        return stop
     response = web.Response(status=303, headers={"Location": _base(request), "Cache-Control": "no-store"})
     if share.password_hash is None:
         return response
@@ -252,8 +265,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     share = await find(request)
     if share is None:
         return not_found_page(request)
-    if share.state != "active":
-        return gone(request, share)
+    if (stop := unavailable(request, share)) is not None:
+        return stop
     if share.password_hash is not None and not unlocked(request, share):
         if request.method != "POST":
             wait = await locked_for(request.app[keys.POOL], share)
@@ -280,6 +293,7 @@ async def count_and_send(request: web.Request, share: Share) -> web.StreamRespon
                     """UPDATE shares s SET downloads = s.downloads + 1 FROM artifacts a
                        WHERE s.id = %s AND a.id = s.artifact_id AND s.revoked_at IS NULL AND s.expires_at > now()
                          AND (s.max_downloads IS NULL OR s.downloads < s.max_downloads)
+                         AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = s.owner_id AND u.frozen_at IS NOT NULL)
                        RETURNING s.downloads, a.id, a.name, a.size, a.content_type, a.storage_key""", (share.id,))
                 row = await cur.fetchone()
                 if row is not None:
@@ -290,9 +304,9 @@ async def count_and_send(request: web.Request, share: Share) -> web.StreamRespon
                                        "downloads": downloads, "max_downloads": share.max_downloads})
     except ApiError as exc:
         return gone_page(request, "The file cannot be downloaded right now", exc.message, status=exc.status)
-    if row is None:  # it stopped working since it was looked up (revoked, used up meanwhile): say why
+    if row is None:  # it stopped working since it was looked up (revoked, used up, suspended meanwhile): say why
         now = await find(request)
-        return gone(request, now) if now is not None else not_found_page(request)
+        return (unavailable(request, now) or gone(request, now)) if now is not None else not_found_page(request)
     return await send_download(request, target, name, size, content_type)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import psycopg2
 
+from portal_core import keys
 from tests.support.sharing import browser_form, make_pro, me_id, token_of, wait_for_lock_waiters
 
 PRIVATE = {"X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-referrer"}
@@ -199,3 +200,44 @@ async def test_unknown_request_tokens_are_404_pages(client):
         resp = await client.get(f"/r/{token}")
         assert resp.status == 404
         assert {k: resp.headers.get(k) for k in PRIVATE} == PRIVATE
+
+
+async def test_a_suspended_owners_request_takes_nothing_until_unfrozen(sign_in, client, sql):
+    owner = await pro_owner(sign_in, sql)
+    url = client.make_url(f"/r/{token_of((await create_request(owner))['url'])}")
+    sql("UPDATE users SET frozen_at = now()")
+    async with aiohttp.ClientSession() as guest, guest.get(url) as resp:
+        assert resp.status == 403
+        assert "has been suspended" in await resp.text()
+    status, page = await send(url, {"a.txt": b"a"})
+    assert status == 403 and "has been suspended" in page
+    assert sql("SELECT count(*) FROM artifacts") == [(0,)]
+    sql("UPDATE users SET frozen_at = NULL")
+    assert (await send(url, {"a.txt": b"a"}))[0] == 201
+
+
+async def test_a_freeze_that_lands_mid_upload_is_seen_at_the_commit(sign_in, client, sql, database_url, tmp_path):
+    owner = await pro_owner(sign_in, sql)
+    url = client.make_url(f"/r/{token_of((await create_request(owner))['url'])}")
+    gate = psycopg2.connect(database_url)  # the upload streams in, then waits for the owner's row at the commit
+    gate.cursor().execute("SELECT 1 FROM users FOR UPDATE")
+    task = asyncio.ensure_future(send(url, {"late.txt": b"late"}))
+    await wait_for_lock_waiters(database_url, at_least=1)
+    gate.cursor().execute("UPDATE users SET frozen_at = now()")
+    gate.commit()
+    gate.close()
+    status, page = await task
+    assert status == 403 and "suspended" in page
+    assert sql("SELECT count(*) FROM artifacts") == [(0,)] and stored_files(tmp_path) == []
+
+
+async def test_while_uploads_are_paused_the_request_page_says_so(sign_in, client, sql):
+    owner = await pro_owner(sign_in, sql)
+    url = client.make_url(f"/r/{token_of((await create_request(owner))['url'])}")
+    sql("INSERT INTO site_settings (name, value) VALUES ('uploads_paused', 'true')")
+    await client.server.app[keys.SITE].refresh(client.server.app[keys.POOL])
+    async with aiohttp.ClientSession() as guest, guest.get(url) as resp:
+        assert resp.status == 503
+        assert "Uploads are paused for maintenance" in await resp.text()
+    assert (await send(url, {"a.txt": b"a"}))[0] == 503
+    assert sql("SELECT count(*) FROM artifacts") == [(0,)]

@@ -343,3 +343,19 @@ async def test_on_r2_a_share_redirects_to_storage_and_a_guests_file_lands_in_the
     keys = dict(sql("SELECT name, storage_key FROM artifacts"))
     assert sorted(await object_keys(s3, s3_bucket)) == sorted(keys.values())
     assert set(keys) == {"report.pdf", "scan.pdf"}
+
+
+async def test_a_suspended_owners_links_stop_working_until_unfrozen(sign_in, client, sql):
+    browser = await sign_in()
+    artifact = await upload(browser, b"x")
+    token = (await share(browser, artifact["id"]))["url"].rsplit("/", 1)[1]
+    sql("UPDATE users SET frozen_at = now()")
+    for path in (f"/s/{token}", f"/s/{token}/download"):
+        resp = await client.get(path)
+        assert resp.status == 403, path
+        assert_private(resp)
+        assert "has been suspended" in await resp.text()
+    sql("UPDATE users SET frozen_at = NULL")
+    resp = await client.get(f"/s/{token}/download")
+    assert resp.status == 200 and await resp.read() == b"x"
+    assert sql("SELECT downloads FROM shares") == [(1,)]
