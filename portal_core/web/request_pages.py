@@ -153,6 +153,9 @@ async def refusal(app: web.Application, req: FileRequest) -> tuple[int, str, str
         return 403, "This request is paused", ("The person who asked for files cannot receive them through a "
                                                "request on their current plan.")
     site = app[keys.SITE].current
+    if site.read_only:  # the form's POST would be refused (read_only_guard): say so here instead
+        return 503, "The portal is read-only right now", "It is read-only for maintenance, so this request " \
+            "takes no files for now; try again later." + (f" ({escape(site.banner)})" if site.banner else "")
     if site.uploads_paused:
         return 503, "Uploads are paused", "Uploads are paused for maintenance; try again later." + (
             f" ({escape(site.banner)})" if site.banner else "")

@@ -241,3 +241,14 @@ async def test_while_uploads_are_paused_the_request_page_says_so(sign_in, client
         assert "Uploads are paused for maintenance" in await resp.text()
     assert (await send(url, {"a.txt": b"a"}))[0] == 503
     assert sql("SELECT count(*) FROM artifacts") == [(0,)]
+
+
+async def test_while_the_portal_is_read_only_the_request_page_offers_no_form(sign_in, client, sql):
+    owner = await pro_owner(sign_in, sql)
+    url = client.make_url(f"/r/{token_of((await create_request(owner))['url'])}")
+    sql("INSERT INTO site_settings (name, value) VALUES ('read_only', 'true')")
+    await client.server.app[keys.SITE].refresh(client.server.app[keys.POOL])
+    async with aiohttp.ClientSession() as guest, guest.get(url) as resp:
+        assert resp.status == 503
+        page = await resp.text()
+    assert "read-only for maintenance" in page and 'type="file"' not in page
