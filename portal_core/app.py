@@ -22,7 +22,7 @@ from .housekeeping import housekeeping
 from .interfaces import AuthProvider, Billing, Storage
 from .metrics import Metrics
 from .outbox import Outbox, OutboxSettings, consumers_of
-from .plugins import make_plugin_manager, trace_hook_calls
+from .plugins import compatibility_warnings, make_plugin_manager, trace_hook_calls
 from .settings import Config
 from .site import SiteSwitches, read_only_guard, site_switches
 from .web.assets import load_assets
@@ -66,6 +66,8 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     app.on_response_prepare.append(add_headers)
     app.on_cleanup.append(stop_refresh)
     app.cleanup_ctx.extend([_pool, _schema, site_switches, _services, housekeeping, _startup_hooks, _outbox])
+    for warning in compatibility_warnings(pm):
+        log.warning("%s", warning)
     if config.core.dev_mode:
         log.warning("DEV_MODE is on: development sign-in, storage and billing may be selected. "
                     "Never run a public portal like this.")

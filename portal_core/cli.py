@@ -39,6 +39,7 @@ exit status:
   64  smoke was given no usable --base-url or token
   {EX_NOUSER}  admin: no user matches (or the email names several: use the id)
   {EX_UNAVAILABLE}  a service the portal needs (its database) could not be reached
+  73  new-plugin could not write its directory (it exists and is not empty)
   {EX_CONFIG}  the configuration is incomplete or malformed (nothing was started)
 """
 
@@ -118,14 +119,18 @@ def cmd_check_config(args) -> int:
 
 def cmd_plugins(args) -> int:
     from .backends import offered, select
-    from .plugins import describe_plugins
+    from .hookspecs import HOOKS_VERSION
+    from .plugins import compatibility_warnings, describe_plugins
 
     env, pm = args.env, args.pm
     disabled = _disabled(env)
     dev_mode = env.get("DEV_MODE", "").strip().lower() in ("1", "true", "yes", "on")
     selections, problems = select(pm, env, dev_mode)
+    warnings = compatibility_warnings(pm)
     if args.json:
         print(json.dumps({
+            "hooks_version": HOOKS_VERSION,
+            "warnings": warnings,
             "plugins": describe_plugins(pm),
             "blocked": list(disabled),
             "offered": {service: [{"name": b.name, "plugin": plugin, "description": b.description,
@@ -136,10 +141,12 @@ def cmd_plugins(args) -> int:
             "problems": [str(p) for p in problems],
         }, indent=2))
         return 0 if not problems else EX_CONFIG
-    print("Plugins:")
+    print(f"Plugins (this portal provides hooks {HOOKS_VERSION}):")
     for row in describe_plugins(pm):
         print(f"  {row['name']}  ({row['distribution']} {row['version']})".rstrip())
         print(f"      hooks: {', '.join(row['hooks']) or '(none)'}")
+        if row["requires_hooks"]:
+            print(f"      requires hooks: {row['requires_hooks']}")
     if disabled:
         print(f"  blocked by PORTAL_DISABLE_PLUGINS: {', '.join(disabled)}")
     print("\nBackends offered:")
@@ -151,6 +158,10 @@ def cmd_plugins(args) -> int:
         print(f"  {service}: {selection.backend.name} from plugin {selection.plugin} — {selection.reason}")
     for problem in problems:
         print(f"  problem: {problem}")
+    if warnings:
+        print("\nWarnings:")
+        for warning in warnings:
+            print(f"  warning: {warning}")
     return 0 if not problems else EX_CONFIG
 
 
@@ -239,6 +250,12 @@ def cmd_smoke(args) -> int:
     return run(args)
 
 
+def cmd_new_plugin(args) -> int:
+    from .scaffold import cmd_new_plugin as run
+
+    return run(args)
+
+
 def build_parser(pm=None) -> argparse.ArgumentParser:
     """The ``portal`` parser; with a plugin manager, plugins' ``portal_cli`` commands are added too."""
     parser = argparse.ArgumentParser(prog="portal", description="The customer portal. With no command, serve.",
@@ -267,6 +284,11 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     smoke.set_defaults(func=cmd_smoke)
     add_events_commands(sub)
     add_admin_commands(sub)
+    new_plugin = sub.add_parser("new-plugin", help="write a ready plugin package (pyproject, hooks, settings, "
+                                                   "README, tests on the portal's test kit)")
+    new_plugin.add_argument("name", help="the plugin's name: lower-case words joined by - or _ (e.g. virus-scan)")
+    new_plugin.add_argument("--dir", help="where to write it (default: ./portal-NAME); must not exist or be empty")
+    new_plugin.set_defaults(func=cmd_new_plugin)
     if pm is not None:
         pm.hook.portal_cli(subparsers=sub)
     return parser

@@ -85,8 +85,11 @@ def _run(command: list[str], user: str | None, hint: str = "") -> None:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(data_dir: Path) -> Iterator[str]:
-    """Run a private PostgreSQL under ``data_dir``/postgres for the duration; yields its DATABASE_URL."""
+def throwaway_postgres(data_dir: Path, *, remove: bool = False) -> Iterator[str]:
+    """Run a private PostgreSQL under ``data_dir``/postgres for the duration; yields its DATABASE_URL.
+
+    DEV_MODE keeps the cluster for the next start; ``remove=True`` (the test kit) deletes it once stopped.
+    """
     bin_dir = find_bin_dir()
     if bin_dir is None:
         with _pgserver(data_dir) as url:
@@ -116,6 +119,8 @@ def throwaway_postgres(data_dir: Path) -> Iterator[str]:
         subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(cluster), "-m", "fast", "-w", "stop"],
                        capture_output=True, **_run_as(user))
         log.info("stopped the throwaway PostgreSQL")
+        if remove:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.contextmanager

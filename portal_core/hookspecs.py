@@ -3,7 +3,11 @@
 Implement a hook with ``portal_core.hookimpl`` in a module registered under the ``portal``
 entry-point group. Every hook name starts with ``portal_``; a misspelt hookimpl fails at startup
 (the plugin manager calls ``check_pending()``). docs/plugins.md explains each hook with an example;
-tests/core/test_hookspecs.py fails when a hook here has no entry there or no test.
+tests/core/test_plugins.py fails when a hook here has no entry there or no test.
+
+:data:`HOOKS_VERSION` versions this contract (docs/plugins.md, "Compatibility"): the minor number grows
+when hooks or hook arguments are added, the major number when one is renamed or removed — which happens
+only after a release in which the old hook is marked with :func:`deprecated` (pluggy's ``warn_on_impl``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,35 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 hookspec = pluggy.HookspecMarker("portal")
 hookimpl = pluggy.HookimplMarker("portal")
+
+# MAJOR.MINOR of the hooks below. Bump MINOR for a new hook or a new argument (old plugins keep working);
+# MAJOR for a renamed or removed hook or argument, one release after it was marked deprecated.
+# The changelog is in docs/plugins.md ("Compatibility"); a plugin states what it needs with a module
+# attribute PORTAL_REQUIRES_HOOKS = "1.2", and `portal plugins` warns when this core is older.
+HOOKS_VERSION = "1.2"
+
+
+class HookDeprecationWarning(DeprecationWarning):
+    """A plugin implements a hook (or a hook argument) that a future hooks version removes or renames."""
+
+
+def deprecated(*, since: str, removed_in: str, replacement: str | None = None, **options):
+    """Mark a hookspec as deprecated: every plugin implementing it gets a :class:`HookDeprecationWarning`
+    when it is registered (pluggy's ``warn_on_impl``), naming the replacement, and `portal plugins` lists it.
+
+    A renamed hook keeps its old spec under this marker for at least one minor release, and the core keeps
+    calling it next to the new one; it is removed only in the next major hooks version::
+
+        @deprecated(since="1.3", removed_in="2.0", replacement="portal_new_name")
+        def portal_old_name(...): ...
+    """
+    def mark(function):
+        text = (f"{function.__name__} is deprecated since hooks {since} and is removed in hooks {removed_in}"
+                + (f"; implement {replacement} instead" if replacement else ""))
+        function.portal_deprecation = {"since": since, "removed_in": removed_in, "replacement": replacement}
+        return hookspec(warn_on_impl=HookDeprecationWarning(text), **options)(function)
+
+    return mark
 
 
 @hookspec
@@ -137,11 +170,12 @@ def portal_event(event: Event, app: web.Application) -> Awaitable[None] | None:
 
 
 @hookspec
-def portal_check_upload(user: User, filename: str, content_type: str, size: int | None, head: bytes | None,
-                        config: Config) -> str | Awaitable[str | None] | None:
+def portal_check_upload(user: User, plan: str, filename: str, content_type: str, size: int | None,
+                        head: bytes | None, config: Config) -> str | Awaitable[str | None] | None:
     """Allow or refuse an upload before any byte of it is stored, on every upload path.
 
     :param user: the :class:`~portal_core.interfaces.User` the file will belong to.
+    :param plan: the name of that user's current plan ("free", "pro", ...), for per-plan rules (hooks 1.2).
     :param filename: the name as given (any text; never a path to trust).
     :param content_type: the declared media type (``application/octet-stream`` when none was given).
     :param size: the size in bytes when known in advance (direct uploads declare it), else None.

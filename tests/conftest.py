@@ -1,77 +1,65 @@
 """Fixtures shared by every test: a real PostgreSQL, one fresh database per test.
 
-The server comes from PORTAL_TEST_DATABASE_URL (scripts/test sets it; default: the local cluster on
+The databases come from the portal's own test kit (portal_core.testing, loaded as a pytest plugin): the
+server is PORTAL_TEST_DATABASE_URL (scripts/test sets it; here it defaults to the local cluster on
 127.0.0.1:5432 as user postgres). A test that needs a database FAILS when none can be reached — it is
-never skipped, so a missing database cannot pass for a green run.
+never skipped, so a missing database cannot pass for a green run. The fixtures below are this project's
+names for the kit's (``database_url`` is ``portal_db``, ...).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import psycopg2
 import pytest
 
-# Fixture modules shared across directories, so a session-scoped server (moto) starts once per run.
-pytest_plugins = ["tests.support.moto", "tests.support.stripe", "tests.support.app"]
+from portal_core.testing.portal import NoTestDatabase, check_server, create_database, drop_database, with_dbname
 
-ADMIN_URL = os.environ.get("PORTAL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Fixture modules shared across directories, so a session-scoped server (moto) starts once per run.
+pytest_plugins = ["pytester", "tests.support.moto", "tests.support.stripe", "tests.support.app", "tests.support.venvs"]
+
+os.environ.setdefault("PORTAL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ["PORTAL_TEST_DATABASE_URL"]
 
 
 def _with_dbname(url: str, dbname: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + dbname))
+    return with_dbname(url, dbname)
 
 
-def _admin_connection():
+def _checked_server() -> str:
     try:
-        conn = psycopg2.connect(ADMIN_URL, connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is required for this test and is unreachable at {ADMIN_URL}: {exc}. "
-                    "Run the README's test command (scripts/test), which starts or installs one.", pytrace=False)
-    conn.autocommit = True
-    return conn
-
-
-@pytest.fixture(scope="session")
-def postgres_admin_url() -> str:
-    """The maintenance DSN of the test server (fails the test when unreachable)."""
-    _admin_connection().close()
-    return ADMIN_URL
+        return check_server(ADMIN_URL)
+    except NoTestDatabase as exc:
+        pytest.fail(f"{exc}. Run the README's test command (scripts/test), which starts or installs one.",
+                    pytrace=False)
 
 
 def _create_database() -> str:
-    name = "portal_t_" + uuid.uuid4().hex[:16]
-    conn = _admin_connection()
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    conn.close()
-    return name
+    """A new empty database on the test server; returns its name."""
+    return urlsplit(create_database(_checked_server())).path.lstrip("/")
 
 
 def _drop_database(name: str) -> None:
-    conn = _admin_connection()
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
+    drop_database(with_dbname(ADMIN_URL, name))
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(portal_db_server) -> str:
+    """The maintenance DSN of the test server (fails the test when unreachable)."""
+    return portal_db_server
 
 
 @pytest.fixture
-def empty_database_url(postgres_admin_url):
+def empty_database_url(portal_empty_db):
     """A brand-new database with nothing in it, dropped after the test."""
-    name = _create_database()
-    yield _with_dbname(postgres_admin_url, name)
-    _drop_database(name)
+    return portal_empty_db
 
 
 @pytest.fixture
-async def database_url(empty_database_url):
+def database_url(portal_db):
     """A fresh database with the core schema (and the built-in plugins' SQL) applied."""
-    from tests.support.db import provision
-
-    await provision(empty_database_url)
-    return empty_database_url
+    return portal_db
 
 
 @pytest.fixture

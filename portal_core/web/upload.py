@@ -159,13 +159,16 @@ def check_uploads_open(app: web.Application) -> None:
 
 
 async def check_upload(app: web.Application, user: User, filename: str, content_type: str, size: int | None,
-                       head: bytes | None = None) -> None:
+                       head: bytes | None = None, *, plan: str | None = None) -> None:
     """Refuse an upload before any byte is stored: 503 while uploads are paused, then ask every
     ``portal_check_upload`` plugin (the first refusal becomes a 422 naming it). Call it before storing,
-    with the first :data:`HEAD_BYTES` of the file when they are at hand."""
+    with the first :data:`HEAD_BYTES` of the file when they are at hand, and the user's ``plan`` when
+    :func:`limits_for` already gave it (else it is looked up)."""
     check_uploads_open(app)
+    if plan is None:
+        plan = (await app[keys.BILLING].current_plan(user.id)).name
     for verdict in app[keys.PLUGIN_MANAGER].hook.portal_check_upload(
-            user=user, filename=filename, content_type=content_type, size=size, head=head,
+            user=user, plan=plan, filename=filename, content_type=content_type, size=size, head=head,
             config=app[keys.CONFIG]):
         if inspect.isawaitable(verdict):
             verdict = await verdict
@@ -212,7 +215,7 @@ async def store_part(app: web.Application, user: User, part, *, plan: str, limit
     name = validate_filename(browser_filename(part))
     content_type = clean_content_type(part.headers.get("Content-Type"))
     head = await read_head(part)
-    await check_upload(app, user, name, content_type, None, head)
+    await check_upload(app, user, name, content_type, None, head, plan=plan)
     key = f"{user.id}/{uuid.uuid4()}"
     meter = Meter(read_part(part, head), limit)
     storage = app[keys.STORAGE]

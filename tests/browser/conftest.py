@@ -12,8 +12,8 @@ import asyncio
 import pytest
 import pytest_asyncio
 
+from portal_core.testing.portal import create_database, drop_database, provision
 from tests.browser.chromium import launch_chromium
-from tests.conftest import _create_database, _drop_database, _with_dbname
 from tests.support.portal import run_portal
 
 
@@ -24,21 +24,19 @@ async def chromium():
         yield browser
 
 
-def _provisioned(postgres_admin_url: str):
-    from tests.support.db import provision
-
-    name = _create_database()
-    url = _with_dbname(postgres_admin_url, name)
+def _provisioned(postgres_admin_url: str) -> str:
+    url = create_database(postgres_admin_url)
     asyncio.run(provision(url))
-    return name, url
+    return url
 
 
 @pytest.fixture(scope="module")
 def portal_db(postgres_admin_url):
-    """A provisioned database for one module's portal, dropped after the module."""
-    name, url = _provisioned(postgres_admin_url)
+    """A provisioned database for one module's portal, dropped after the module: the test kit's
+    ``portal_db`` (portal_core.testing), made once per module here because one portal serves the module."""
+    url = _provisioned(postgres_admin_url)
     yield url
-    _drop_database(name)
+    drop_database(url)
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +48,9 @@ def portal(portal_db):
 
 @pytest.fixture(scope="module")
 def small_files_db(postgres_admin_url):
-    name, url = _provisioned(postgres_admin_url)
+    url = _provisioned(postgres_admin_url)
     yield url
-    _drop_database(name)
+    drop_database(url)
 
 
 @pytest.fixture(scope="module")

@@ -219,6 +219,7 @@ async def test_config_routes_schema_startup_and_shutdown_hooks(make_app, aiohttp
     assert await (await client.get("/hello")).json() == {"greeting": "hi"}
     assert run_sql(database_url, "SELECT to_regclass('greeter_visits') IS NOT NULL") == [(True,)]
     plugins = run_sql(database_url, "SELECT plugins FROM schema_applies ORDER BY id DESC LIMIT 1")[0][0]
-    assert plugins[0] == "schema.sql" and "plugin stripe" in plugins and len(plugins) == 3  # core, stripe, ours
+    assert plugins[0] == "schema.sql" and "plugin stripe" in plugins and "plugin webhooks" in plugins
+    assert len(plugins) == 4  # core, stripe, webhooks, ours
     await client.close()
     assert recorder.events == ["startup awaited", "shutdown awaited"]

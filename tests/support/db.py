@@ -7,24 +7,9 @@ import secrets
 
 import psycopg2
 
-from portal_core import __version__
-from portal_core.db import apply_schema, create_pool, schema_parts
-from portal_core.plugins import make_plugin_manager
-from portal_core.settings import load_config
+from portal_core.testing.portal import provision
 
-DEV_ENV = {"DEV_MODE": "true"}
-
-
-async def provision(database_url: str) -> None:
-    """Apply the embedded schema and every built-in plugin's SQL, exactly as a start would."""
-    pm = make_plugin_manager()
-    config = load_config({**DEV_ENV, "DATABASE_URL": database_url}, pm)
-    pool = await create_pool(database_url, connect_timeout=5)
-    try:
-        await apply_schema(pool, schema_parts(pm, config), version=__version__)
-    finally:
-        pool.close()
-        await pool.wait_closed()
+__all__ = ["create_token", "create_user", "provision", "run_sql"]
 
 
 def run_sql(database_url: str, query: str, params=()):

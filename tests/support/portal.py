@@ -23,7 +23,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
@@ -131,16 +130,9 @@ async def dev_sign_in(session, portal_url: str, email: str = "ada@example.com", 
                       admin: bool = False, next_path: str = "/") -> str:
     """Sign in through the real dev login flow with an aiohttp ClientSession; returns the CSRF token.
 
-    The session must use aiohttp.CookieJar(unsafe=True) (cookies from an IP host).
+    The session must use aiohttp.CookieJar(unsafe=True) (cookies from an IP host). The test kit's flow
+    (portal_core.testing), for a portal process rather than an in-process test client.
     """
-    async with session.get(f"{portal_url}/auth/login", params={"next": next_path}, allow_redirects=False) as resp:
-        assert resp.status == 302, await resp.text()
-        state = parse_qs(urlsplit(resp.headers["Location"]).query)["state"][0]
-    form = {"state": state, "email": email, "name": name}
-    if admin:
-        form["admin"] = "on"
-    async with session.post(f"{portal_url}/auth/callback", data=form, allow_redirects=False) as resp:
-        assert resp.status == 302, await resp.text()
-    async with session.get(f"{portal_url}/api/me") as resp:
-        assert resp.status == 200, await resp.text()
-        return (await resp.json())["csrf_token"]
+    from portal_core.testing.client import dev_sign_in as kit_sign_in
+
+    return await kit_sign_in(session, portal_url, email=email, name=name, admin=admin, next_path=next_path)
