@@ -177,6 +177,55 @@ CREATE TABLE IF NOT EXISTS site_settings (
 -- The uploads-per-day chart of the overview counts artifact.created events by day.
 CREATE INDEX IF NOT EXISTS events_type_occurred_idx ON events (type, occurred_at);
 
+-- ---- Share links and file requests (portal_core/web/shares.py, portal_core/web/file_requests.py) ---------
+-- A link's token is never stored: only its SHA-256 (like sessions and API tokens), so a copy of these
+-- tables opens nothing. Rows go with their owner (ON DELETE CASCADE from users), and a share outlives its
+-- artifact with artifact_id NULL, so the link can say the file was deleted (410) rather than not found.
+CREATE TABLE IF NOT EXISTS shares (
+    id             uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+    owner_id       bigint      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    artifact_id    uuid        REFERENCES artifacts (id) ON DELETE SET NULL,
+    token_hash     bytea       NOT NULL UNIQUE,
+    -- The file's name when shared, for the owner's list once the artifact is gone.
+    artifact_name  text        NOT NULL,
+    -- scrypt$<n>$<r>$<p>$<salt>$<hash> (portal_core/web/links.py), NULL for none.
+    password_hash  text,
+    expires_at     timestamptz NOT NULL,
+    max_downloads  integer     CHECK (max_downloads > 0),
+    downloads      integer     NOT NULL DEFAULT 0 CHECK (downloads >= 0),
+    revoked_at     timestamptz,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS shares_owner_idx ON shares (owner_id, created_at DESC);
+CREATE INDEX IF NOT EXISTS shares_artifact_idx ON shares (artifact_id) WHERE artifact_id IS NOT NULL;
+
+-- Wrong passwords per link, counted here so the lockout holds across every pod. An attempt is written
+-- before the password is checked (and removed when it was right), so concurrent guesses cannot outrun it.
+CREATE TABLE IF NOT EXISTS share_password_failures (
+    id            bigserial   PRIMARY KEY,
+    share_id      uuid        NOT NULL REFERENCES shares (id) ON DELETE CASCADE,
+    attempted_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS share_password_failures_idx ON share_password_failures (share_id, attempted_at);
+
+CREATE TABLE IF NOT EXISTS file_requests (
+    id              uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+    owner_id        bigint      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    token_hash      bytea       NOT NULL UNIQUE,
+    title           text        NOT NULL,
+    expires_at      timestamptz NOT NULL,
+    max_bytes       bigint      CHECK (max_bytes > 0),
+    max_files       integer     CHECK (max_files > 0),
+    received_files  integer     NOT NULL DEFAULT 0,
+    received_bytes  bigint      NOT NULL DEFAULT 0,
+    closed_at       timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS file_requests_owner_idx ON file_requests (owner_id, created_at DESC);
+-- The request an artifact arrived through (NULL when the owner uploaded it).
+ALTER TABLE artifacts ADD COLUMN IF NOT EXISTS file_request_id uuid REFERENCES file_requests (id) ON DELETE SET NULL;
+CREATE INDEX IF NOT EXISTS artifacts_file_request_idx ON artifacts (file_request_id) WHERE file_request_id IS NOT NULL;
+
 -- ---- Direct uploads: clients send parts straight to storage (portal_core/web/direct.py) ---------------------
 -- One row per multipart upload a client has started and not yet completed. Its declared size counts
 -- against the owner's quota (a reservation) until it is completed, aborted or expires. owner_id is not a

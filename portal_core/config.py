@@ -131,6 +131,11 @@ def parse_size(raw: str) -> int:
 
 
 def _to_bool(raw: Any, _type: Any) -> bool:
+    return parse_bool(raw)
+
+
+def parse_bool(raw: Any) -> bool:
+    """true/false, 1/0, yes/no, on/off (any case); ValueError otherwise."""
     if isinstance(raw, bool):
         return raw
     value = str(raw).strip().lower()

@@ -16,6 +16,7 @@ from . import keys
 from .outbox import forget_stale_consumers, purge_old_events, register_consumers
 from .pending_uploads import expire_uploads
 from .tasks import stop_tasks
+from .web.links import ENDED_KEPT_DAYS, purge_ended
 from .web.sessions import purge_expired
 
 log = logging.getLogger("portal.housekeeping")
@@ -45,8 +46,18 @@ async def event_consumers(app: web.Application) -> str | None:
     return f"forgot {forgotten} event consumer(s) no process has run for a week" if forgotten else None
 
 
+async def ended_links(app: web.Application) -> str | None:
+    failures, links = await purge_ended(app[keys.POOL])
+    said = []
+    if failures:
+        said.append(f"forgot {failures} wrong share password(s) past the lockout window")
+    if links:
+        said.append(f"deleted {links} share link(s) that ended more than {ENDED_KEPT_DAYS} days ago")
+    return "; ".join(said) or None
+
+
 # The jobs, in order. A feature with rows that expire adds its job here.
-JOBS: tuple[Job, ...] = (expired_sessions, old_events, event_consumers, expire_uploads)
+JOBS: tuple[Job, ...] = (expired_sessions, old_events, event_consumers, ended_links, expire_uploads)
 
 
 async def run_jobs(app: web.Application, jobs: tuple[Job, ...] = JOBS) -> None:

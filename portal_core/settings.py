@@ -10,11 +10,32 @@ from urllib.parse import urlsplit
 import attrs
 
 from . import backends
-from .config import ByteSize, ConfigError, ConfigProblem, ConfigSection, parse_size, read_section, setting
+from .config import ByteSize, ConfigError, ConfigProblem, ConfigSection, parse_bool, parse_size, read_section, setting
 
 DEFAULT_LIMITS = {
     "free": (100 * 1024**2, 1024**3),
     "pro": (5 * 1024**3, 100 * 1024**3),
+}
+# Share links and file requests per plan: (longest expiry in days, passwords allowed, file requests allowed).
+DEFAULT_SHARING = {
+    "free": (7, False, False),
+    "pro": (90, True, True),
+}
+
+
+def _whole_days(raw: str) -> int:
+    if not str(raw).strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"expected a whole number of days, 1 or more, got {raw!r}")
+    return int(raw)
+
+
+# PLAN_<NAME>_<RULE>: how each rule's value is read (a ValueError names what was expected).
+_PLAN_RULES = {
+    "max_file": parse_size,
+    "quota": parse_size,
+    "share_max_days": _whole_days,
+    "share_passwords": parse_bool,
+    "file_requests": parse_bool,
 }
 
 
@@ -56,12 +77,19 @@ def _long_token(value: str) -> str | None:
     return None if len(value) >= 16 else "must be at least 16 characters (e.g. openssl rand -hex 32)"
 
 
+def _plan_rule(key: str) -> str | None:
+    """The rule a PLAN_<NAME>_<RULE> key (lower case, without PLAN_) sets, or None."""
+    return next((rule for rule in _PLAN_RULES if key.endswith("_" + rule) and len(key) > len(rule) + 1), None)
+
+
 def _plan_limits(values: dict[str, str]) -> str | None:
     for key, raw in values.items():
-        if not (key.endswith("_max_file") or key.endswith("_quota")):
-            return f"PLAN_{key.upper()} is not a known plan setting (PLAN_<NAME>_MAX_FILE or PLAN_<NAME>_QUOTA)"
+        rule = _plan_rule(key)
+        if rule is None:
+            known = ", ".join(f"PLAN_<NAME>_{name.upper()}" for name in _PLAN_RULES)
+            return f"PLAN_{key.upper()} is not a known plan setting ({known})"
         try:
-            parse_size(raw)
+            _PLAN_RULES[rule](raw)
         except ValueError as exc:
             return f"PLAN_{key.upper()}: {exc}"
     return None
@@ -73,6 +101,16 @@ class Limits:
 
     max_file: int
     quota: int
+
+
+@attrs.frozen
+class SharingRules:
+    """What one plan may do with share links and file requests (PLAN_<NAME>_SHARE_MAX_DAYS,
+    PLAN_<NAME>_SHARE_PASSWORDS, PLAN_<NAME>_FILE_REQUESTS)."""
+
+    share_max_days: int
+    share_passwords: bool
+    file_requests: bool
 
 
 @attrs.frozen
@@ -137,7 +175,8 @@ class CoreSettings:
         hint="the browser sends files larger than this straight to storage in parallel parts; smaller ones "
              "through the portal (0: every file goes straight to storage)")
     plan_limits: dict[str, str] = setting("PLAN_", prefix=True, check=_plan_limits,
-                                          hint="PLAN_<NAME>_MAX_FILE and PLAN_<NAME>_QUOTA, e.g. PLAN_FREE_QUOTA=1GiB")
+                                          hint="PLAN_<NAME>_MAX_FILE, _QUOTA, _SHARE_MAX_DAYS, _SHARE_PASSWORDS and "
+                                               "_FILE_REQUESTS, e.g. PLAN_FREE_QUOTA=1GiB")
 
     @property
     def secure_cookies(self) -> bool:
@@ -154,6 +193,16 @@ class CoreSettings:
         max_file = self.plan_limits.get(f"{plan}_max_file")
         quota = self.plan_limits.get(f"{plan}_quota")
         return Limits(parse_size(max_file) if max_file else default_file, parse_size(quota) if quota else default_quota)
+
+    def sharing(self, plan: str) -> SharingRules:
+        """The share-link and file-request rules of ``plan``: PLAN_<NAME>_* when set, else the built-in
+        default (unknown plans get pro's)."""
+        defaults = DEFAULT_SHARING.get(plan, DEFAULT_SHARING["pro"])
+        values = []
+        for rule, default in zip(("share_max_days", "share_passwords", "file_requests"), defaults):
+            raw = self.plan_limits.get(f"{plan}_{rule}")
+            values.append(default if raw is None else _PLAN_RULES[rule](raw))
+        return SharingRules(*values)
 
 
 @attrs.frozen

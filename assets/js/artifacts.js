@@ -90,6 +90,13 @@ function artifactRow(artifact, table) {
     'Delete',
   );
   remove.addEventListener('click', () => table.remove(artifact, remove));
+  const share = h(
+    'button',
+    { type: 'button', className: 'button button-small', 'aria-label': `Share ${artifact.name}`, 'aria-haspopup': 'dialog', dataset: { testid: 'share' } },
+    'Share',
+  );
+  share.addEventListener('click', () => table.onShare(artifact, share));
+  if (state === 'quarantined') share.hidden = true; // a link to it would be refused too
   const row = h(
     'tr',
     { dataset: { testid: 'artifact-row', artifactId: String(artifact.id) } },
@@ -98,7 +105,7 @@ function artifactRow(artifact, table) {
     h('td', { className: 'cell-size', dataset: { label: 'Size', testid: 'artifact-size' } }, humanSize(artifact.size)),
     h('td', { dataset: { label: 'Uploaded' } }, h('time', { dateTime: artifact.created_at }, humanDateTime(artifact.created_at))),
     h('td', { dataset: { label: 'SHA-256' } }, h('span', { className: 'sha' }, shaText, copy, copied, badge)),
-    h('td', { className: 'cell-actions' }, h('div', { className: 'row-actions' }, download, remove)),
+    h('td', { className: 'cell-actions' }, h('div', { className: 'row-actions' }, download, share, remove)),
   );
   row.artifact = artifact;
   return row;
@@ -106,10 +113,11 @@ function artifactRow(artifact, table) {
 
 /**
  * The table bound to #artifacts-body and its controls (#file-search, the sort buttons, #select-all,
- * #delete-selected, #load-more). `onChange` runs after a delete (so the page can refresh the usage meter).
+ * #delete-selected, #load-more). `onChange` runs after a delete (so the page can refresh the usage meter);
+ * `onShare(artifact, button)` runs when a row's Share button is pressed.
  */
 export class ArtifactTable {
-  constructor({ onChange = () => {} } = {}) {
+  constructor({ onChange = () => {}, onShare = () => {} } = {}) {
     this.body = byId('artifacts-body');
     this.empty = byId('artifacts-empty');
     this.noMatch = byId('artifacts-no-match');
@@ -119,6 +127,7 @@ export class ArtifactTable {
     this.selectAll = byId('select-all');
     this.deleteSelected = byId('delete-selected');
     this.onChange = onChange;
+    this.onShare = onShare;
     this.cursor = null;
     this.sort = 'created_at';
     this.order = 'desc';

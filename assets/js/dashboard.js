@@ -6,6 +6,7 @@ import { byId } from './dom.js';
 import { humanSize, planLabel } from './format.js';
 import { startSignedInPage } from './layout.js';
 import { directUpload } from './multipart.js';
+import { openShareDialog, wireShareDialog } from './share-dialog.js';
 import { uploadFile } from './upload.js';
 import { setUpUploader } from './uploader.js';
 
@@ -84,7 +85,11 @@ async function main() {
   // ready is never missed.
   const send = await choosing;
   showPlanAndUsage(me);
-  const table = new ArtifactTable({ onChange: refreshUsage });
+  wireShareDialog();
+  const table = new ArtifactTable({
+    onChange: refreshUsage,
+    onShare: (artifact, button) => openShareDialog(artifact, button, current.sharing),
+  });
   setUpUploader({
     limits: uploadLimits,
     send,

@@ -8,6 +8,7 @@ import { h, notify } from './dom.js';
 // compares the two headers).
 const NAV = [
   { href: '/', label: 'Artifacts', id: 'nav-artifacts' },
+  { href: '/sharing', label: 'Sharing', id: 'nav-sharing' },
   { href: '/account', label: 'Account', id: 'nav-account' },
   { href: '/billing', label: 'Billing', id: 'nav-billing' },
 ];

@@ -12,6 +12,7 @@ from ..openapi import operation
 from ..plans import FREE
 from .errors import ApiError, bad_request, not_found, unavailable
 from .html import redirect
+from .links import rules_json
 from .sessions import authenticate
 from .nav import nav_items
 from .upload import limits_for, usage
@@ -34,7 +35,7 @@ def site_json(app: web.Application) -> dict:
 @operation("Who you are: user, plan, limits, usage, CSRF token, navigation and the site's banner", tags=["account"],
            response={"type": "object", "properties": {
                "user": {"type": "object"}, "plan": {"type": "object"}, "usage": {"type": "object"}, "site": SITE,
-               "csrf_token": {"type": ["string", "null"]},
+               "csrf_token": {"type": ["string", "null"]}, "sharing": {"type": "object"},
                "nav": {"type": "array", "items": {"type": "object", "properties": {
                    "label": {"type": "string"}, "href": {"type": "string"}}}}}})
 async def me(request: web.Request) -> web.Response:
@@ -57,6 +58,7 @@ async def me(request: web.Request) -> web.Response:
         "csrf_token": principal.session.csrf_token if principal.session else None,
         "nav": nav_items(app, user),
         "site": site_json(app),
+        "sharing": rules_json(state.name, app[keys.CONFIG].core.sharing(state.name)),
     })
 
 

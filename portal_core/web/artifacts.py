@@ -15,7 +15,7 @@ from .. import keys
 from ..db import Prepared
 from ..events import record, record_now
 from ..http_headers import content_disposition
-from ..interfaces import ObjectNotFound, ServiceUnavailable
+from ..interfaces import Download, ObjectNotFound, ServiceUnavailable
 from ..openapi import operation
 from .errors import ApiError, bad_request, not_found, unauthenticated, unavailable
 from .sessions import READ, WHO_COLUMNS, WHO_WIDTH, Credential, admit, authenticate, credential, principal_from_row
@@ -37,6 +37,13 @@ MAX_LIMIT = 200
 def artifact_json(row) -> dict:
     return {"id": str(row[0]), "name": row[1], "size": row[2], "content_type": row[3], "sha256": row[4],
             "created_at": row[5].isoformat(), "verification": row[6], "verification_detail": row[7]}
+
+
+def refuse_quarantined(verification: str, detail: str | None) -> None:
+    """409 for a file whose stored bytes did not match the SHA-256 declared at upload: every download path
+    (the owner's, a share link's) refuses it."""
+    if verification == "quarantined":
+        raise ApiError(409, "quarantined", f"this file is quarantined and cannot be downloaded: {detail}")
 
 
 # How the listing can be ordered: the sort key, and each sort's default direction.
@@ -233,26 +240,39 @@ async def download_artifact(request: web.Request) -> web.StreamResponse:
     principal = await authenticate(request)
     row = await _owned(request, principal.user.id, ", storage_key")
     name, size, content_type, key = row[1], row[2], row[3], row[8]
-    if row[6] == "quarantined":
-        raise ApiError(409, "quarantined", f"this file is quarantined and cannot be downloaded: {row[7]}")
+    refuse_quarantined(row[6], row[7])
+    target = await storage_download(request.app, key, name, content_type)
+    await record_now(request.app[keys.POOL], "artifact.downloaded", actor_id=principal.user.id,
+                     owner_id=principal.user.id, subject_id=row[0], data={"name": name, "size": size})
+    return await send_download(request, target, name, size, content_type)
+
+
+async def storage_download(app: web.Application, key: str, name: str, content_type: str) -> Download:
+    """The storage's :class:`Download` for an artifact's object: 404 when the object is missing, 503 when
+    storage is away (nothing counted or recorded yet, so the caller can simply give up)."""
     try:
-        target = await request.app[keys.STORAGE].download(key, filename=name, content_type=content_type)
+        return await app[keys.STORAGE].download(key, filename=name, content_type=content_type)
     except ObjectNotFound:
         raise not_found("stored object for this artifact") from None
     except ServiceUnavailable as exc:
         raise unavailable(f"storage is unavailable: {exc}") from None
-    await record_now(request.app[keys.POOL], "artifact.downloaded", actor_id=principal.user.id,
-                     owner_id=principal.user.id, subject_id=row[0], data={"name": name, "size": size})
+
+
+async def send_download(request: web.Request, target: Download, name: str, size: int, content_type: str,
+                        headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """Answer with ``target``: a 302 to its short-lived URL, or its bytes streamed as an attachment that is
+    never rendered as part of the portal. Every download path (owner, share link) answers through here."""
     metrics = request.app[keys.METRICS]
     if target.url is not None:
         metrics.count_bytes("downloaded", size)
-        return web.Response(status=302, headers={"Location": target.url, "Cache-Control": "no-store"})
+        return web.Response(status=302, headers={"Location": target.url, "Cache-Control": "no-store", **(headers or {})})
     response = web.StreamResponse(headers={
         "Content-Type": content_type,
         "Content-Disposition": content_disposition(name),
         "Cache-Control": "private, no-store",
         # Customer bytes are never rendered as part of the portal's origin.
         "Content-Security-Policy": "sandbox; default-src 'none'",
+        **(headers or {}),
     })
     response.content_length = target.size if target.size is not None else size
     await response.prepare(request)

@@ -21,7 +21,8 @@ from .sessions import Principal, authenticate
 log = logging.getLogger("portal.web")
 
 # The core's nav, in the order layout.js shows it (keep the two in step: the browser tests compare them).
-NAV = (("/", "Artifacts", "nav-artifacts"), ("/account", "Account", "nav-account"), ("/billing", "Billing", "nav-billing"))
+NAV = (("/", "Artifacts", "nav-artifacts"), ("/sharing", "Sharing", "nav-sharing"), ("/account", "Account", "nav-account"),
+       ("/billing", "Billing", "nav-billing"))
 # Shown to admins only, after the core's nav.
 ADMIN_NAV = ("/admin", "Admin", "nav-admin")
 

@@ -43,6 +43,32 @@ def security_headers(csp: str) -> dict[str, str]:
     }
 
 
+# Set on a handler whose URL carries a secret (a share link's token): see :func:`secret_path`.
+SECRET_PATH = "__portal_secret_path__"
+# What a link someone was handed must never do: tell the next site where it came from, or get indexed.
+PRIVATE_LINK_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
+
+
+def secret_path(handler):
+    """Declare that ``handler``'s URL itself is a secret (``/s/{token}``): wherever the portal would log
+    the path it logs the route's pattern instead (``/s/{token}``), and every answer — error pages and
+    redirects included — carries :data:`PRIVATE_LINK_HEADERS`, so browsers send no Referer onward."""
+    setattr(handler, SECRET_PATH, True)
+    return handler
+
+
+def has_secret_path(request: web.Request) -> bool:
+    return getattr(request.match_info.handler, SECRET_PATH, False)
+
+
+def loggable_path(request: web.Request) -> str:
+    """The request's path as logs may show it: the route's pattern when the path holds a secret."""
+    if has_secret_path(request):
+        resource = request.match_info.route.resource
+        return resource.canonical if resource is not None else "(a secret path)"
+    return request.path
+
+
 def is_api(path: str) -> bool:
     return path.startswith(("/api/", "/webhooks/", "/health/")) or path in ("/health", "/metrics")
 
@@ -54,6 +80,8 @@ def is_page(path: str) -> bool:
 
 async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: every answer, streamed or not, carries the security headers."""
+    if has_secret_path(request):
+        response.headers.update(PRIVATE_LINK_HEADERS)
     for name, value in request.app[keys.SECURITY_HEADERS].items():
         response.headers.setdefault(name, value)
     request_id = request_id_var.get()
@@ -86,7 +114,7 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
                 response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             # The database is away (restarting, failing over): say so at once and let clients retry.
-            log.warning("database unavailable during %s %s: %s", request.method, request.path,
+            log.warning("database unavailable during %s %s: %s", request.method, loggable_path(request),
                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             response = json_error(503, "database_unavailable", "the database is unavailable; retry shortly",
                                   **{"Retry-After": "5"})
@@ -96,7 +124,7 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
                 response = web.Response(status=503, text="The portal's database is unavailable; retry shortly.",
                                         headers={"Retry-After": "5"})
         except Exception:
-            log.exception("unhandled error in %s %s", request.method, request.path)
+            log.exception("unhandled error in %s %s", request.method, loggable_path(request))
             if is_api(request.path):
                 response = json_error(500, "internal", f"internal error; quote request id {request_id}")
             elif is_page(request.path):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import openapi
-from . import account, admin, artifacts, assets, auth, direct, health, tokens, upload
+from . import (account, admin, artifacts, assets, auth, direct, file_requests, health, request_pages, share_pages,
+               shares, tokens, upload)
 
 
 def core_routes() -> list[web.AbstractRouteDef]:
@@ -30,6 +31,10 @@ def core_routes() -> list[web.AbstractRouteDef]:
         web.get("/api/tokens", tokens.list_tokens),
         web.post("/api/tokens", tokens.create_token),
         web.delete("/api/tokens/{id}", tokens.revoke_token),
+        *shares.routes(),
+        *share_pages.routes(),
+        *file_requests.routes(),
+        *request_pages.routes(),
         web.get("/api/billing/plans", account.billing_plans),
         web.post("/api/billing/checkout", account.checkout),
         web.post("/api/billing/portal", account.billing_portal),

@@ -1,5 +1,5 @@
 """POST /api/artifacts: stream a multipart upload into storage, then commit the row — and the upload policy
-every upload path shares (:func:`limits_for`, :func:`check_upload`, :func:`commit_row`).
+every upload path shares (:func:`limits_for`, :func:`check_upload`, :func:`store_part`, :func:`commit_row`).
 
 The body is never held whole in memory or on disk here: chunks flow from the socket through a meter
 (size, SHA-256, limit) into ``Storage.put``. The limit is the smaller of the plan's per-file limit and
@@ -16,7 +16,8 @@ import logging
 import re
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from aiohttp import web
 
@@ -189,6 +190,76 @@ async def check_upload(app: web.Application, user: User, filename: str, content_
             raise ApiError(422, "upload_refused", str(verdict))
 
 
+class CommitHook(Protocol):
+    """More work inside :func:`commit_row`'s transaction, for an upload path with rules of its own (a file
+    request's caps). Both run after the owner's row is locked and the quota re-checked."""
+
+    async def before(self, cur, size: int) -> None:
+        """Lock and check whatever else the new row depends on; raise an :class:`ApiError` to refuse it
+        (the transaction is rolled back and the stored object deleted)."""
+
+    async def after(self, cur, artifact: dict) -> None:
+        """Write what goes with the new artifact row (counters, the path's own events)."""
+
+
+# commit_row's default actor: the owner uploaded it themselves.
+OWNER = object()
+
+
+async def next_file_part(reader):
+    """The form's next 'file' part (other fields are skipped), or None when there is none left."""
+    part = await reader.next()
+    while part is not None and part.name != "file":
+        await part.release()
+        part = await reader.next()
+    return part
+
+
+async def store_part(app: web.Application, user: User, part, *, plan: str, limits: Limits, used: int, limit: int,
+                     too_large_error: Callable[[], ApiError] | None = None, hook: CommitHook | None = None,
+                     event_data: dict | None = None, actor_id: int | None | object = OWNER) -> dict:
+    """Stream one multipart file part into storage and commit its artifact row; returns the artifact.
+
+    ``limit`` caps the bytes while streaming, and the quota is re-checked at commit (413 from
+    ``too_large_error``, by default naming the plan's limit). Asks ``portal_check_upload`` with the file's
+    first bytes before storing any. Whatever fails, nothing is left: the storage removes partial objects,
+    and an object whose row is not written is deleted. Every streamed upload path (the owner's POST, a file
+    request's) stores its files through here.
+    """
+    name = validate_filename(browser_filename(part))
+    content_type = clean_content_type(part.headers.get("Content-Type"))
+    head = await read_head(part)
+    await check_upload(app, user, name, content_type, None, head, plan=plan)
+    key = f"{user.id}/{uuid.uuid4()}"
+    meter = Meter(read_part(part, head), limit)
+    storage = app[keys.STORAGE]
+    try:
+        stored = await storage.put(key, aiter(meter), max_bytes=limit, content_type=content_type)
+    except ObjectTooLarge:
+        raise (too_large_error() if too_large_error else too_large(plan, limits, used, limit)) from None
+    except ServiceUnavailable as exc:
+        raise unavailable(f"storage is unavailable, nothing was stored: {exc}") from None
+    if stored.size != meter.size:
+        await storage.delete(key)
+        raise unavailable(f"storage kept {stored.size} bytes of {meter.size}; nothing was stored")
+    try:
+        artifact = await commit_row(app[keys.POOL], user, key, name, content_type, meter.size,
+                                    meter.sha256.hexdigest(), limits, event_data=event_data, hook=hook,
+                                    actor_id=actor_id)
+    except BaseException:
+        await storage.delete(key)
+        raise
+    if artifact is None:
+        await storage.delete(key)
+        if too_large_error is not None:
+            raise too_large_error()
+        used, _count = await usage(app[keys.POOL], user.id)
+        used += await reserved_bytes(app[keys.POOL], user.id)
+        raise too_large(plan, limits, used, max(0, limits.quota - used))
+    app[keys.METRICS].count_bytes("uploaded", meter.size)
+    return artifact
+
+
 @operation("Upload a file (multipart/form-data, field 'file'); streamed to storage", tags=["artifacts"],
            body={"type": "object", "required": ["file"],
                  "properties": {"file": {"type": "string", "format": "binary"}}},
@@ -208,60 +279,34 @@ async def upload(request: web.Request) -> web.Response:
         raise too_large(plan, limits, used, limit)
     if not request.content_type.startswith("multipart/form-data"):
         raise bad_request("send the file as multipart/form-data with a 'file' field (curl -F file=@path)")
-    reader = await request.multipart()
-    part = await reader.next()
-    while part is not None and part.name != "file":
-        await part.release()
-        part = await reader.next()
+    part = await next_file_part(await request.multipart())
     if part is None:
         raise bad_request("the form has no 'file' field (curl -F file=@path)")
-    name = validate_filename(browser_filename(part))
-    content_type = clean_content_type(part.headers.get("Content-Type"))
-    head = await read_head(part)
-    await check_upload(app, user, name, content_type, None, head, plan=plan)
-    key = f"{user.id}/{uuid.uuid4()}"
-    meter = Meter(read_part(part, head), limit)
-    storage = app[keys.STORAGE]
-    try:
-        stored = await storage.put(key, aiter(meter), max_bytes=limit, content_type=content_type)
-    except ObjectTooLarge:
-        raise too_large(plan, limits, used, limit) from None
-    except ServiceUnavailable as exc:
-        raise unavailable(f"storage is unavailable, nothing was stored: {exc}") from None
-    if stored.size != meter.size:
-        await storage.delete(key)
-        raise unavailable(f"storage kept {stored.size} bytes of {meter.size}; nothing was stored")
-    try:
-        artifact = await commit_row(app[keys.POOL], user, key, name, content_type, meter.size,
-                                    meter.sha256.hexdigest(), limits)
-    except BaseException:
-        await storage.delete(key)
-        raise
-    if artifact is None:
-        await storage.delete(key)
-        used, _count = await usage(app[keys.POOL], user.id)
-        used += await reserved_bytes(app[keys.POOL], user.id)
-        raise too_large(plan, limits, used, max(0, limits.quota - used))
-    app[keys.METRICS].count_bytes("uploaded", meter.size)
+    artifact = await store_part(app, user, part, plan=plan, limits=limits, used=used, limit=limit)
     return web.json_response(artifact, status=201)
 
 
 async def commit_row(pool, user: User, key: str, name: str, content_type: str, size: int, sha256: str,
-                     limits: Limits, *, event_data: dict | None = None, direct_upload: str | None = None,
+                     limits: Limits, *, event_data: dict | None = None, hook: CommitHook | None = None,
+                     actor_id: int | None | object = OWNER, direct_upload: str | None = None,
                      verified: bool = True) -> dict | None:
     """Insert the artifact row and its ``artifact.created`` event unless the quota filled up meanwhile (then None).
 
     The user's row is locked first, so concurrent commits of one user queue here and each sees the others'
     sizes and the reservations of their pending direct uploads: the quota cannot be overshot, whichever
-    upload path the bytes came by. ``direct_upload`` is the pending direct upload being completed: its own
-    reservation is not counted, and its row goes in the same transaction. ``verified=False`` (bytes that
-    did not pass through the portal) queues the artifact for its SHA-256 to be checked (portal_core.verification).
+    upload path the bytes came by. ``hook`` adds a path's own checks and writes to the same transaction;
+    ``actor_id`` is who uploaded it (default: the owner; None for someone without an account).
+    ``direct_upload`` is the pending direct upload being completed: its own reservation is not counted, and
+    its row goes in the same transaction. ``verified=False`` (bytes that did not pass through the portal)
+    queues the artifact for its SHA-256 to be checked (portal_core.verification).
     """
     async with pool.acquire() as conn, conn.cursor() as cur:
         async with cur.begin():
             held = await locked_usage(cur, user.id, excluding_upload=direct_upload)
             if held + size > limits.quota:
                 return None
+            if hook is not None:
+                await hook.before(cur, size)
             if direct_upload is not None:
                 await cur.execute("DELETE FROM direct_uploads WHERE upload_id = %s RETURNING upload_id", (direct_upload,))
                 if await cur.fetchone() is None:
@@ -274,7 +319,10 @@ async def commit_row(pool, user: User, key: str, name: str, content_type: str, s
             artifact = artifact_json(await cur.fetchone())
             if not verified:
                 await cur.execute("INSERT INTO artifact_verifications (artifact_id) VALUES (%s)", (artifact["id"],))
-            await record(cur, "artifact.created", actor_id=user.id, owner_id=user.id, subject_id=artifact["id"],
+            await record(cur, "artifact.created", actor_id=user.id if actor_id is OWNER else actor_id,
+                         owner_id=user.id, subject_id=artifact["id"],
                          data={"name": name, "size": size, "content_type": content_type, "sha256": sha256,
                                **(event_data or {})})
+            if hook is not None:
+                await hook.after(cur, artifact)
             return artifact

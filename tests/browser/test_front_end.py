@@ -187,7 +187,7 @@ async def test_every_page_in_both_colour_schemes_passes_axe_and_the_focus_ring_s
         assert (background == "rgb(17, 20, 24)") == (scheme == "dark"), background
         await journey.choose_files(page, {"report.pdf": b"%PDF" * 100})
         await journey.wait_uploaded(page, "report.pdf")
-        for path in ("/", "/account", "/billing", "/no/such/page", "/dev/billing/portal"):
+        for path in ("/", "/sharing", "/account", "/billing", "/no/such/page", "/dev/billing/portal"):
             await page.goto(portal.url + path)
             await expect(page.locator("main")).not_to_have_attribute("aria-busy", "true")
             await screenshot(page, f"{scheme}{path.replace('/', '-')}")

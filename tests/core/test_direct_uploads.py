@@ -569,3 +569,18 @@ async def test_pages_may_reach_storage_and_compile_the_hash_worker_and_nothing_m
         assert policy["connect-src"] == f"'self' {endpoint}"
     else:  # the dev storage's part URLs are the portal's own
         assert policy["connect-src"] == "'self'"
+
+
+async def test_a_share_link_to_a_quarantined_file_does_not_serve_it_nor_count(start):
+    portal = await start("dev")
+    ada = await portal.user()
+    data = b"not what was declared"
+    created = await ada.create("claimed.txt", len(data), "text/plain", sha256="0" * 64)
+    etags = await send_parts(ada, created, [data])
+    artifact = (await ada.complete(created["uploadId"], created["key"], etags))["artifact"]
+    assert (await wait_verified(ada, artifact["id"]))["verification"] == "quarantined"
+    link = await ada.call("POST", f"/api/artifacts/{artifact['id']}/shares", body={})
+    async with aiohttp.ClientSession() as guest, guest.get(link["url"] + "/download", allow_redirects=False) as response:
+        assert response.status == 409
+        assert "quarantined" in await response.text()
+    assert run_sql(portal.database_url, "SELECT downloads FROM shares") == [(0,)]
