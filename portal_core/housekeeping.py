@@ -18,6 +18,7 @@ from .pending_uploads import expire_uploads
 from .tasks import stop_tasks
 from .web.links import ENDED_KEPT_DAYS, purge_ended
 from .web.sessions import purge_expired
+from .web.tokens import EXPIRED_KEPT_DAYS, purge_expired_tokens
 
 log = logging.getLogger("portal.housekeeping")
 
@@ -31,6 +32,11 @@ async def expired_sessions(app: web.Application) -> str | None:
     removed = await purge_expired(app[keys.POOL], idle_seconds=core.session_idle_seconds,
                                   max_age_seconds=core.session_max_age_seconds)
     return f"deleted {removed} expired session(s)" if removed else None
+
+
+async def expired_tokens(app: web.Application) -> str | None:
+    removed = await purge_expired_tokens(app[keys.POOL])
+    return f"deleted {removed} API token(s) that expired more than {EXPIRED_KEPT_DAYS} days ago" if removed else None
 
 
 async def old_events(app: web.Application) -> str | None:
@@ -57,7 +63,7 @@ async def ended_links(app: web.Application) -> str | None:
 
 
 # The jobs, in order. A feature with rows that expire adds its job here.
-JOBS: tuple[Job, ...] = (expired_sessions, old_events, event_consumers, ended_links, expire_uploads)
+JOBS: tuple[Job, ...] = (expired_sessions, expired_tokens, old_events, event_consumers, ended_links, expire_uploads)
 
 
 async def run_jobs(app: web.Application, jobs: tuple[Job, ...] = JOBS) -> None:

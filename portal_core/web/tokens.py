@@ -2,7 +2,8 @@
 
 A token carries scopes (artifacts:read, artifacts:write, admin; both artifact scopes by default) and may
 expire (``expires_in`` seconds). Only an admin can create an admin token; using a token outside its scopes
-is 403, after its expiry 401 (portal_core.web.sessions.admit).
+is 403, after its expiry 401 (portal_core.web.sessions.admit). Housekeeping deletes a token
+:data:`EXPIRED_KEPT_DAYS` after it expired (until then it still answers "expired" and stays listed).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ MAX_NAME = 100
 # Ten years: long enough for any real use, short enough that the timestamp arithmetic stays ordinary.
 MAX_EXPIRES_IN = 10 * 365 * 86400
 MIN_EXPIRES_IN = 60
+# An expired token is kept this long, so its holder still reads "this API token expired at …" (not an
+# unknown token) and the account page still lists it; then housekeeping deletes it.
+EXPIRED_KEPT_DAYS = 30
 TOKEN = {"type": "object", "properties": {
     "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
     "scopes": {"type": "array", "items": {"type": "string", "enum": list(SCOPES)}},
@@ -115,3 +119,10 @@ async def revoke_token(request: web.Request) -> web.Response:
     if row is None:
         raise not_found("token")
     return web.Response(status=204)
+
+
+async def purge_expired_tokens(pool, *, kept_days: int = EXPIRED_KEPT_DAYS) -> int:
+    """Delete API tokens that expired more than ``kept_days`` ago (they can never work again); returns how many."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("DELETE FROM api_tokens WHERE expires_at < now() - make_interval(days => %s)", (kept_days,))
+        return cur.rowcount

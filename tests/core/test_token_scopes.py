@@ -98,6 +98,19 @@ async def test_an_expired_token_is_401_everywhere_until_then_it_works(sign_in, c
     assert sql("SELECT count(*) FROM artifacts") == [(0,)]
 
 
+async def test_housekeeping_deletes_tokens_a_month_after_they_expired_and_keeps_the_rest(sign_in, client, sql):
+    from portal_core.housekeeping import expired_tokens, run_jobs
+
+    browser = await sign_in()
+    for name, expires_in in (("long gone", 3600), ("just expired", 3600), ("live", 3600), ("forever", None)):
+        assert (await make_token(browser, name=name, **({"expires_in": expires_in} if expires_in else {})))[0] == 201
+    sql("UPDATE api_tokens SET expires_at = now() - interval '31 days' WHERE name = 'long gone'")
+    sql("UPDATE api_tokens SET expires_at = now() - interval '29 days' WHERE name = 'just expired'")
+    await run_jobs(client.server.app, (expired_tokens,))
+    listed = (await (await browser.request("GET", "/api/tokens")).json())["tokens"]
+    assert sorted(t["name"] for t in listed) == ["forever", "just expired", "live"]
+
+
 async def test_token_use_is_recorded_at_most_once_a_minute_for_the_owner(sign_in, client, sql):
     browser = await sign_in()
     _status, token = await make_token(browser, name="ci job")
