@@ -16,8 +16,10 @@ from aiohttp import web
 from . import __version__, keys
 
 ATTRIBUTE = "__portal_openapi__"
-# Paths that are the API (JSON in, JSON out): every route under them must be described.
-API_PREFIXES = ("/api/", "/webhooks/", "/health", "/metrics")
+# Paths that are the API (JSON in, JSON out): every route under them must be described, and their errors
+# are JSON (a person's browser gets a styled page everywhere else; portal_core.web.middleware).
+API_PREFIXES = ("/api/", "/webhooks/", "/health/")
+API_PATHS = ("/health", "/metrics")
 AUTH_KINDS = ("none", "user", "session", "admin")
 
 _STATUS_TEXT = {
@@ -69,7 +71,8 @@ def described(handler: Callable) -> dict | None:
 
 
 def is_api_path(path: str) -> bool:
-    return path.startswith(API_PREFIXES)
+    """The one answer to "is this the API?", for the OpenAPI router parity and for how errors are answered."""
+    return path.startswith(API_PREFIXES) or path in API_PATHS
 
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")

@@ -13,6 +13,7 @@ from aiohttp import web
 from .. import keys
 from ..events import Origin, origin_var
 from ..logs import request_id_var
+from ..openapi import is_api_path
 from .errors import ApiError, json_error
 from .html import error_page
 
@@ -69,13 +70,9 @@ def loggable_path(request: web.Request) -> str:
     return request.path
 
 
-def is_api(path: str) -> bool:
-    return path.startswith(("/api/", "/webhooks/", "/health/")) or path in ("/health", "/metrics")
-
-
 def is_page(path: str) -> bool:
     """A person's browser asked for a page (not the API, not a static file): errors get a styled page."""
-    return not is_api(path) and not path.startswith("/static/") and path != "/favicon.ico"
+    return not is_api_path(path) and not path.startswith("/static/") and path != "/favicon.ico"
 
 
 async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -101,12 +98,12 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
         try:
             response = await handler(request)
         except ApiError as exc:
-            if exc.status == 401 and not is_api(request.path):
+            if exc.status == 401 and not is_api_path(request.path):
                 response = web.Response(status=302, headers={"Location": "/login?next=" + quote(request.path_qs, safe="/")})
             else:
                 response = exc.response()
         except web.HTTPException as exc:
-            if is_api(request.path) and exc.status >= 400:
+            if is_api_path(request.path) and exc.status >= 400:
                 response = json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
             elif is_page(request.path) and exc.status >= 400:
                 response = await error_page(request, exc.status, headers=dict(exc.headers))
@@ -120,12 +117,12 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
                                   **{"Retry-After": "5"})
             if is_page(request.path):
                 response = await error_page(request, 503, request_id=request_id, headers={"Retry-After": "5"})
-            elif not is_api(request.path):
+            elif not is_api_path(request.path):
                 response = web.Response(status=503, text="The portal's database is unavailable; retry shortly.",
                                         headers={"Retry-After": "5"})
         except Exception:
             log.exception("unhandled error in %s %s", request.method, loggable_path(request))
-            if is_api(request.path):
+            if is_api_path(request.path):
                 response = json_error(500, "internal", f"internal error; quote request id {request_id}")
             elif is_page(request.path):
                 response = await error_page(request, 500, request_id=request_id)

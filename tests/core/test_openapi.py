@@ -29,3 +29,8 @@ async def test_every_api_route_is_described_and_the_document_matches_the_router(
     assert spec["paths"]["/api/artifacts/{id}"]["delete"]["parameters"][0] == {
         "name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
     assert spec["paths"]["/health"]["get"]["security"] == []
+
+
+def test_the_api_is_its_prefixes_and_two_exact_paths_and_nothing_that_merely_starts_like_them():
+    assert all(is_api_path(p) for p in ("/api/me", "/webhooks/stripe", "/health", "/health/ready", "/metrics"))
+    assert not any(is_api_path(p) for p in ("/", "/account", "/healthy-living", "/metrics-explained", "/apiary"))

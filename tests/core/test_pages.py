@@ -54,6 +54,13 @@ async def test_the_api_keeps_json_errors(client):
     async with client.get("/api/nothing-here") as resp:
         assert resp.status == 404
         assert (await resp.json())["error"]["code"] == "not_found"
+    async with client.get("/health/nothing-here") as resp:
+        assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+    # A page whose address merely starts like an API path is a page (one test of "is this the API?",
+    # portal_core.openapi.is_api_path, for errors and for the OpenAPI parity alike).
+    for page in ("/healthy-living", "/metrics-explained"):
+        async with client.get(page) as resp:
+            assert resp.status == 404 and resp.content_type == "text/html", page
     async with client.put("/api/artifacts") as resp:
         assert resp.status == 405
         assert (await resp.json())["error"]["code"] == "method_not_allowed"
