@@ -89,6 +89,19 @@ def _user_id(request: web.Request) -> int:
     return int(raw)
 
 
+async def _known_plan(app: web.Application, plan: str) -> None:
+    """?plan= names free, a plan the billing backend offers, or one some subscription still has; 400 otherwise."""
+    offered = (FREE, *app[keys.BILLING].plans())
+    if plan in offered:
+        return
+    async with app[keys.POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT 1 FROM subscriptions WHERE plan = %s LIMIT 1", (plan,))
+        if await cur.fetchone() is not None:
+            return
+    shown = plan if len(plan) <= 40 and plan.isprintable() else plan[:40].encode("unicode_escape").decode() + "…"
+    raise bad_request(f"plan must be one of: {', '.join(offered)} (no plan is called {shown!r})", code="bad_plan")
+
+
 @operation("List users: email, name, plan, usage, sign-ins, frozen, limit override (admins only)", tags=["admin"],
            auth="admin",
            query={"q": {"type": "string", "description": "part of the email or name, any case"},
@@ -106,6 +119,7 @@ async def list_users(request: web.Request) -> web.Response:
         where.append("(u.email ILIKE %(q)s ESCAPE '\\' OR u.name ILIKE %(q)s ESCAPE '\\')")
         params["q"] = pattern
     if plan := query.get("plan", "").strip():
+        await _known_plan(request.app, plan)
         if plan == FREE:
             where.append("(s.plan IS NULL OR s.plan = 'free' OR NOT s.status = ANY(%(applies)s))")
         else:

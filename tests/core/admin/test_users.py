@@ -39,6 +39,10 @@ async def test_list_search_filter_and_page_through_users(sign_in, sql):
     pro = (await get(admin, "/api/admin/users?plan=pro"))[1]["users"]
     assert [(u["email"], u["plan"], u["subscription_status"]) for u in pro] == [("user3@example.com", "pro", "active")]
     assert len((await get(admin, "/api/admin/users?plan=free"))[1]["users"]) == 6
+    # A plan billing no longer offers still finds the customers who have it.
+    sql("UPDATE subscriptions SET plan = 'legacy' WHERE user_id = %s", (user_id(sql, "user3@example.com"),))
+    assert [u["email"] for u in (await get(admin, "/api/admin/users?plan=legacy"))[1]["users"]] == ["user3@example.com"]
+    sql("UPDATE subscriptions SET plan = 'pro' WHERE user_id = %s", (user_id(sql, "user3@example.com"),))
     frozen = (await get(admin, "/api/admin/users?frozen=true"))[1]["users"]
     assert [(u["email"], u["frozen"]) for u in frozen] == [("user1@example.com", True)]
     assert len((await get(admin, "/api/admin/users?frozen=false"))[1]["users"]) == 6
@@ -49,12 +53,14 @@ async def test_list_search_filter_and_page_through_users(sign_in, sql):
 
 @pytest.mark.parametrize("query, code", [
     ("frozen=maybe", "bad_frozen"), ("cursor=abc", "bad_cursor"), ("limit=0", "bad_limit"), ("q=" + "x" * 300, "bad_query"),
-    ("q=%00", "bad_query"),
+    ("q=%00", "bad_query"), ("plan=gold", "bad_plan"), ("plan=" + "p" * 300, "bad_plan"),
 ])
 async def test_bad_list_queries_are_400(sign_in, query, code):
     admin = await sign_in("root@example.com", admin=True)
     status, body = await get(admin, f"/api/admin/users?{query}")
     assert status == 400 and body["error"]["code"] == code
+    if code == "bad_plan":
+        assert "free, pro" in body["error"]["message"]
 
 
 async def test_one_user_in_detail_with_tokens_without_secrets_and_recent_events(sign_in, sql):
