@@ -31,11 +31,29 @@ class UrlRefused(Exception):
         self.code = code
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits, which a translator on the way (NAT64,
+# or a host still speaking the deprecated IPv4-compatible form) turns back into that IPv4 address.
+EMBEDS_IPV4_LAST = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, 6to4, Teredo, NAT64, IPv4-compatible), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]  # the client's address (the server's is public by definition)
+    if any(address in net for net in EMBEDS_IPV4_LAST) and int(address) > 1:  # ::, ::1 are themselves
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def refused_address(text: str) -> str | None:
     """Why ``text`` (an IP address) must not receive webhooks, or None when it is a public address."""
     address = ipaddress.ip_address(text.split("%", 1)[0])  # an IPv6 zone ("fe80::1%eth0") says nothing more
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address) and (inner := embedded_ipv4(address)) is not None:
+        address = inner
     if address.is_loopback:
         return "a loopback address"
     if address.is_link_local:

@@ -76,6 +76,20 @@ async def test_an_endpoint_that_turned_private_is_refused_at_delivery(portal_cli
 def test_which_addresses_are_public():
     assert refused_address("93.184.215.14") is None and refused_address("2606:2800:21f:cb07:6820:80da:af6b:8b2c") is None
     assert refused_address("fe80::1%eth0") and refused_address("224.0.0.1") and refused_address("::")
+    assert refused_address("::1") and refused_address("fd00:ec2::254") and refused_address("100.100.100.200")
+
+
+@pytest.mark.parametrize("address, why", [
+    ("::ffff:127.0.0.1", "loopback"),            # IPv4-mapped
+    ("::127.0.0.1", "loopback"),                 # IPv4-compatible (deprecated, still routed by some stacks)
+    ("64:ff9b::a9fe:a9fe", "link-local"),        # NAT64 of 169.254.169.254, the metadata service
+    ("64:ff9b:1::a00:1", "private"),             # local-use NAT64 of 10.0.0.1
+    ("2002:a9fe:a9fe::1", "link-local"),         # 6to4 of 169.254.169.254
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "private"),  # Teredo
+])
+def test_an_ipv4_address_wrapped_in_ipv6_is_judged_as_the_ipv4_address(address, why):
+    assert why in (refused_address(address) or ""), address
+    assert refused_address("64:ff9b::5db8:d70e") is None  # NAT64 of a public address stays public
 
 
 def test_private_addresses_are_allowed_by_default_only_in_dev_mode_and_retries_last_a_day(portal_db, tmp_path):
