@@ -50,8 +50,10 @@ def build_wheel(workdir: Path) -> Path:
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules"))
         else:
             shutil.copy2(source, tree / top)
-    run([uv(), "build", "--wheel", "--quiet", "--out-dir", workdir / "dist", tree], "building the portal's wheel")
+    built = run([uv(), "build", "--wheel", "--out-dir", workdir / "dist", tree], "building the portal's wheel")
     (wheel,) = (workdir / "dist").glob("portal-*.whl")
+    # What the build said (setuptools' warnings among it), for tests/ops/test_packaging.py.
+    wheel.with_suffix(".log").write_text(built.stdout + built.stderr)
     return wheel
 
 
