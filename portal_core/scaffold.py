@@ -8,8 +8,10 @@ the portal's test kit (portal_core.testing). ``pip install -e D && pytest D`` pa
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from .hookspecs import HOOKS_VERSION
@@ -245,11 +247,29 @@ def files_for(name: str) -> dict[str, str]:
             f"{package}/views.py": fill(VIEWS), f"tests/test_{values['__TABLE__']}.py": fill(TESTS)}
 
 
+def name_taken(name: str) -> str | None:
+    """Why ``name`` would clash with what is installed, or None. A plugin whose entry-point name another
+    plugin has is never loaded (pluggy keeps the first), and a package named like an installed one
+    (``core`` → portal_core, ``plugins`` → portal_plugins) would shadow it."""
+    normal = name.replace("-", "_")
+    for entry in entry_points(group="portal"):
+        if entry.name.replace("-", "_") == normal:
+            return f"the installed plugin {entry.name!r} ({entry.value}) already has that name"
+    package = "portal_" + normal
+    if importlib.util.find_spec(package) is not None:
+        return f"its package would be named {package}, like one already installed"
+    return None
+
+
 def cmd_new_plugin(args) -> int:
     name = args.name
     if not NAME.match(name) or len(name) > MAX_NAME:
         print(f"portal: new-plugin: {name!r} is not a plugin name: use lower-case letters and digits, words "
               f"joined by - or _, starting with a letter, at most {MAX_NAME} characters (e.g. virus-scan)",
+              file=sys.stderr)
+        return 2
+    if (clash := name_taken(name)) is not None:
+        print(f"portal: new-plugin: {name!r} is taken: {clash}; choose another name (nothing was written)",
               file=sys.stderr)
         return 2
     target = Path(args.dir) if args.dir else Path(f"portal-{name}")

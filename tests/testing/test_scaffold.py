@@ -49,6 +49,14 @@ def test_new_plugin_refuses_a_bad_name_and_an_occupied_directory(tmp_path):
     bad = new_plugin("Virus Scan")
     assert bad.returncode == 2 and "'Virus Scan' is not a plugin name" in bad.stderr
     assert list(tmp_path.iterdir()) == []
+    # Names that would clash with what is installed: a built-in plugin's (never loaded: pluggy keeps the
+    # first of two entry points with one name), or a package it would shadow (portal_core, portal_plugins).
+    for name, why in (("webhooks", "the installed plugin 'webhooks'"), ("dev-stubs", "the installed plugin 'dev_stubs'"),
+                      ("core", "portal_core, like one already installed"),
+                      ("plugins", "portal_plugins, like one already installed")):
+        clash = new_plugin(name)
+        assert clash.returncode == 2 and f"{name!r} is taken: " in clash.stderr and why in clash.stderr, clash.stderr
+    assert list(tmp_path.iterdir()) == []
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
     taken = new_plugin("scan", "--dir", "taken")
