@@ -242,6 +242,9 @@ def load_config(env: Mapping[str, str], pm: Any) -> Config:
         for section in group or ():
             if not isinstance(section, ConfigSection):
                 raise TypeError(f"portal_config_sections must return ConfigSection objects, got {section!r}")
+            if section.name in sections:  # the later one would silently replace the other plugin's settings
+                raise TypeError(f"two plugins contribute the config section {section.name!r}; each plugin needs "
+                                "a section name of its own")
             value, section_problems = read_section(section.settings, env, dev_mode=dev_mode)
             problems += section_problems
             sections[section.name] = value

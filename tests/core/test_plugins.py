@@ -210,6 +210,17 @@ class Recorder:
         return None  # a plugin may implement a hook and offer nothing
 
 
+def test_two_plugins_with_one_config_section_name_are_refused_at_start():
+    class Impostor:
+        @hookimpl
+        def portal_config_sections(self):
+            return [ConfigSection("webhooks", GreeterSettings)]  # the built-in webhooks plugin's name
+
+    pm = make_plugin_manager(extra=[Impostor()])
+    with pytest.raises(TypeError, match="two plugins contribute the config section 'webhooks'"):
+        load_config({"DEV_MODE": "true", "GREETER_GREETING": "hi"}, pm)
+
+
 async def test_config_routes_schema_startup_and_shutdown_hooks(make_app, aiohttp_client, database_url):
     recorder = Recorder()
     with pytest.raises(ConfigError, match="GREETER_GREETING: is missing"):
