@@ -104,6 +104,9 @@ def event_filters(query) -> tuple[list[str], dict]:
         if raw := query.get(name, "").strip():
             where.append(f"e.occurred_at {op} %({name})s")
             params[name] = _timestamp(raw, name)
+    if "since" in params and "until" in params and params["since"] >= params["until"]:
+        raise bad_request("since must be earlier than until (the trail from since up to, not including, until)",
+                          code="bad_until")
     return where, params
 
 

@@ -54,6 +54,8 @@ async def test_filter_and_page_through_the_audit_trail(sign_in, sql):
     ("type=DROP TABLE", "bad_type"), ("type=admin", "bad_type"), ("actor=someone", "bad_actor"),
     ("owner=-1", "bad_owner"), ("since=yesterday", "bad_since"), ("until=2025-13-01", "bad_until"),
     ("cursor=x", "bad_cursor"), ("limit=1000", "bad_limit"), ("subject=" + "s" * 201, "bad_subject"),
+    ("since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "bad_until"),
+    ("since=2026-01-01T00:00:00Z&until=2026-01-01T00:00:00Z", "bad_until"),
 ])
 async def test_bad_filters_are_400_naming_them(sign_in, query, code):
     admin = await sign_in("root@example.com", admin=True)
