@@ -134,13 +134,15 @@ async def signed_in(request: web.Request) -> Principal | None:
         return None
 
 
-async def error_page(request: web.Request, status: int, *, request_id: str = "",
+async def error_page(request: web.Request, status: int, *, request_id: str = "", message: str = "",
                      headers: dict[str, str] | None = None) -> web.Response:
-    """A styled error page (404, 405, 500, 503, …) in the layout, with the sign-in state and a way back.
+    """A styled error page (404, 405, 500, 503, …) in the layout, with the sign-in state and a way back;
+    ``message`` (what was refused and why, one sentence) replaces the status's general text.
 
     The sign-in state is looked up only for 4xx: a 5xx may be the database itself failing.
     """
-    title, message = ERRORS.get(status, ("That did not work", f"The portal answered HTTP {status}."))
+    title, general = ERRORS.get(status, ("That did not work", f"The portal answered HTTP {status}."))
+    message = (message[:1].upper() + message[1:].rstrip(".") + ".") if message else general
     principal = await signed_in(request) if status < 500 else None
     reference = (f'<p class="hint">If it keeps happening, quote request id <code>{escape(request_id)}</code>.</p>'
                  if request_id and status >= 500 else "")

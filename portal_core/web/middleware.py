@@ -100,6 +100,8 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
         except ApiError as exc:
             if exc.status == 401 and not is_api_path(request.path):
                 response = web.Response(status=302, headers={"Location": "/login?next=" + quote(request.path_qs, safe="/")})
+            elif is_page(request.path):  # a form posted from a page (read-only, a stale CSRF token): a page says why
+                response = await error_page(request, exc.status, message=exc.message)
             else:
                 response = exc.response()
         except web.HTTPException as exc:

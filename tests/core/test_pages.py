@@ -104,3 +104,21 @@ def test_nav_links_from_plugins_must_be_paths_on_this_site():
     assert same_origin_path("/admin") and same_origin_path("/reports?year=2025")
     for href in ("//evil.example", "https://evil.example/", "javascript:alert(1)", "/\\evil", "/a\nb", "", None, 7):
         assert not same_origin_path(href), href
+
+
+async def test_a_form_refused_while_read_only_or_without_its_csrf_token_is_a_page_saying_why(sign_in):
+    admin = await sign_in("root@example.com", admin=True)
+    ada = await sign_in("ada@example.com")
+    # A form posted without its CSRF token (a stale tab, say): a page, not JSON.
+    async with ada.request("POST", "/dev/billing/checkout", csrf=False, data={"plan": "pro"}) as resp:
+        assert resp.status == 403 and resp.content_type == "text/html"
+        page = await resp.text()
+    assert 'id="site-header"' in page and "CSRF token" in page and 'data-testid="error-home"' in page
+    async with admin.request("PUT", "/api/admin/settings", json={"read_only": True, "banner": "Back at ten"}) as resp:
+        assert resp.status == 200
+    async with ada.request("POST", "/dev/billing/checkout", csrf=False, data={"plan": "pro", "csrf_token": ada.csrf}) as resp:
+        assert resp.status == 503 and resp.content_type == "text/html"
+        page = await resp.text()
+    assert 'data-testid="error-message">The portal is read-only for maintenance' in page and "Back at ten" in page
+    async with ada.request("POST", "/api/tokens", json={"name": "x"}) as resp:  # the API keeps its JSON
+        assert resp.status == 503 and (await resp.json())["error"]["code"] == "read_only"
