@@ -144,6 +144,44 @@ async def test_the_admin_journey(chromium, portal):
             problem_list.assert_none()
 
 
+async def test_erasing_a_user_asks_for_their_email_typed_then_for_confirmation(chromium, portal):
+    """The Erase button stays off until the user's email is typed (any case); then a dialog asks once more,
+    and the user, their file and their session are gone."""
+    base = portal.url
+    leaving = Person(email="leaving@example.com", name="Lee Ving")
+    async with open_page(chromium) as (customer, customer_problems), open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(customer, base, leaving)
+        await journey.choose_files(customer, {"goodbye.txt": b"bye" * 100})
+        await journey.wait_uploaded(customer, "goodbye.txt")
+
+        await sign_in_admin(page, base, Person(email="eraser@example.com", name="Ada Min"), "/admin/users?q=leaving")
+        await expect(page.get_by_test_id("user-row")).to_have_count(1)
+        await page.get_by_test_id("user-link").click()
+        await page.wait_for_url(re.compile(r"/admin/users/\d+$"))
+        erase = page.get_by_test_id("erase")
+        await expect(erase).to_be_disabled()
+        await page.get_by_label("Type their email to confirm").fill("leaving@example.org")
+        await expect(erase).to_be_disabled()
+        await page.get_by_label("Type their email to confirm").fill("Leaving@Example.com")
+        await expect(erase).to_be_enabled()
+        await erase.click()
+        await expect(page.locator("#confirm-dialog")).to_be_visible()
+        await expect(page.locator("#confirm-dialog")).to_contain_text("Erase leaving@example.com?")
+        await screenshot(page, "admin-09-confirm-erase")
+        await page.click("#confirm-ok")
+        await page.wait_for_url(re.compile(r"/admin/users\?erased="))
+        await expect(page.get_by_test_id("notice-success")).to_contain_text(
+            "Erased leaving@example.com: 1 file, 300 bytes.")
+        await page.goto(base + "/admin/users?q=leaving")
+        await expect(page.get_by_test_id("user-row")).to_have_count(0)
+        await screenshot(page, "admin-10-erased")
+
+        await customer.reload()  # their session went with the account
+        await customer.wait_for_url(re.compile(r"/login"))
+        customer_problems.assert_none()
+        problems.assert_none()
+
+
 @pytest.mark.parametrize("scheme", ["dark"])
 async def test_admin_pages_at_phone_width(chromium, portal, scheme):
     """The console on a phone, in the dark scheme: no sideways scrolling, axe-clean."""

@@ -121,7 +121,7 @@ async function erase(event) {
   try {
     const answer = await api(`/api/admin/users/${encodeURIComponent(userId)}`, { method: 'DELETE', body: { email: typed } });
     const { artifacts, bytes } = answer.erased;
-    window.location.assign(`/admin/users?erased=${encodeURIComponent(`${user.email}: ${artifacts} artifacts, ${humanSize(bytes)}`)}`);
+    window.location.assign(`/admin/users?erased=${encodeURIComponent(`${user.email}: ${files(artifacts)}, ${humanSize(bytes)}`)}`);
   } catch (error) {
     byId('erase').disabled = false;
     notify(`Could not erase ${user.email}: ${error.message}`, { key: 'user' });
