@@ -47,6 +47,8 @@ def add_admin_commands(sub) -> None:
 
 
 def cmd_admin(args) -> int:
+    import psycopg2.errors
+
     from .cli import EX_UNAVAILABLE, config_or_exit
     from .db import DatabaseUnavailable, create_pool
 
@@ -55,12 +57,20 @@ def cmd_admin(args) -> int:
         print("portal admin: needs DATABASE_URL", file=sys.stderr)
         return 78
 
+    if args.admin_action != "users" and not args.user.strip():
+        print(f"portal admin {args.admin_action}: USER is empty; give the user's email or id", file=sys.stderr)
+        return 2
+
     async def run() -> int:
         pool = await create_pool(config.core.database_url, connect_timeout=config.core.database_connect_timeout)
         try:
             if args.admin_action == "users":
                 return await _users(pool, args)
             return await _change(pool, args.admin_action, args.user)
+        except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn) as exc:
+            print(f"portal admin: the database has no portal schema, or an older one ({exc.pgerror.splitlines()[0]}); "
+                  "run `portal schema apply` or start the portal once, then try again", file=sys.stderr)
+            return EX_UNAVAILABLE
         finally:
             pool.close()
             await pool.wait_closed()

@@ -40,7 +40,7 @@ exit status:
   64  smoke or upload was given no usable --base-url or token
   66  upload: a file does not exist or cannot be read (nothing was sent)
   {EX_NOUSER}  admin: no user matches (or the email names several: use the id)
-  {EX_UNAVAILABLE}  a service the portal needs (its database) could not be reached
+  {EX_UNAVAILABLE}  a service the portal needs (its database) could not be reached, or (admin) has no schema yet
   73  new-plugin could not write its directory (it exists and is not empty)
   {EX_CONFIG}  the configuration is incomplete or malformed (nothing was started)
 """

@@ -75,3 +75,13 @@ async def test_an_unknown_or_ambiguous_user_is_exit_67_naming_it(client, databas
     assert twins.returncode == 67 and "2 users have the email" in twins.stderr
     assert sql("SELECT count(*) FROM users WHERE frozen_at IS NOT NULL") == [(0,)]
     assert portal(database_url, "freeze").returncode == 2  # usage: USER is required
+
+
+def test_an_empty_user_is_a_usage_error_and_a_database_without_the_schema_is_named(database_url, portal_empty_db):
+    empty = portal(database_url, "freeze", "  ")
+    assert empty.returncode == 2 and "USER is empty" in empty.stderr
+    for args in (("users",), ("freeze", "ada@example.com")):
+        bare = portal(portal_empty_db, *args)
+        assert bare.returncode == 69, bare.stderr
+        assert "has no portal schema" in bare.stderr and "portal schema apply" in bare.stderr
+        assert "Traceback" not in bare.stderr
