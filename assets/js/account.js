@@ -1,5 +1,6 @@
 // The account page (/account): the profile (name, email, plan, member since); create API tokens with
-// scopes and an expiry (shown once, with a copy button), list and revoke them; the account's recent activity.
+// scopes and an expiry (shown once, with a copy button), list and revoke them; the account's recent activity;
+// links to the pages plugins add under /account/.
 
 import { browserName, describeEvent } from './activity.js';
 import { api } from './api.js';
@@ -141,6 +142,17 @@ function showProfile(me) {
   byId('profile-since').textContent = humanDate(me.user.created_at);
 }
 
+// Pages plugins add under /account/ (the webhooks plugin's endpoints and delivery log, say), from the nav.
+function showAccountPages(nav) {
+  const pages = (nav || []).filter((item) => item.href.startsWith('/account/'));
+  byId('account-pages-list').replaceChildren(...pages.map((item) => h(
+    'li',
+    {},
+    h('a', { href: item.href, dataset: { testid: 'account-page-link' } }, item.label),
+  )));
+  byId('account-pages').hidden = pages.length === 0;
+}
+
 function activityRow(event) {
   const from = event.by === 'you'
     ? h('span', { title: event.user_agent || '' }, [event.ip, browserName(event.user_agent)].filter(Boolean).join(' · ') || '—')
@@ -178,6 +190,7 @@ async function main() {
   const me = await startSignedInPage();
   if (!me) return;
   showProfile(me);
+  showAccountPages(me.nav);
   byId('scope-admin-choice').hidden = !me.user.is_admin;
   byId('activity-more').addEventListener('click', () => loadActivity({ more: true }));
   byId('token-form').addEventListener('submit', createToken);

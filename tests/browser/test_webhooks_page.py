@@ -1,5 +1,6 @@
 """The webhooks plugin's page in a real browser: reached from the header's nav, in the portal's layout, an
-endpoint added (its secret shown once), a test sent and its attempt in the delivery log; axe on each state."""
+endpoint added (its secret shown once), a test sent and its attempt in the delivery log; axe on each state.
+The account page links to it ("More for your account")."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ async def test_adding_an_endpoint_and_reading_its_delivery_log(chromium, portal)
         await page.wait_for_url(f"{portal.url}/account/webhooks")
         await expect(page.get_by_text("You have no webhook endpoints yet.")).to_be_visible()
         await screenshot(page, "webhooks-empty")
+        # The account page links to it too, with any other page a plugin adds under /account/.
+        await page.goto(f"{portal.url}/account")
+        pages = page.get_by_test_id("account-pages")
+        await expect(pages).to_be_visible()
+        await expect(pages.get_by_test_id("account-page-link")).to_have_text(["Webhooks"])
+        await screenshot(page, "account-with-plugin-pages")
+        await pages.get_by_role("link", name="Webhooks").click()
+        await page.wait_for_url(f"{portal.url}/account/webhooks")
         # Nothing listens on port 9: the delivery fails, and the log says so (DEV_MODE allows loopback URLs).
         await page.get_by_label("Endpoint URL").fill("http://127.0.0.1:9/hooks")
         await page.get_by_label("Event types").fill("artifact.created")
