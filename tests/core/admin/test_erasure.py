@@ -3,6 +3,7 @@ names them, and the audit trail keeping them only as a number."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -15,11 +16,15 @@ def user_id(sql, email: str) -> int:
     return sql("SELECT id FROM users WHERE email = %s", (email,))[0][0]
 
 
+# So the person erased can have a file request too (a paying customer cannot be erased).
+FREE_FILE_REQUESTS = {"PLAN_FREE_FILE_REQUESTS": "true"}
+
+
 @pytest.fixture(params=["dev", "r2"])
 async def storage_portal(request, make_app, aiohttp_client, tmp_path):
     """(client, a function listing every stored object's key) for the dev disk and for R2 on moto."""
     if request.param == "dev":
-        client = await aiohttp_client(make_app())
+        client = await aiohttp_client(make_app(**FREE_FILE_REQUESTS))
         root = tmp_path / "data" / "artifacts"
 
         async def stored() -> list[str]:
@@ -30,7 +35,7 @@ async def storage_portal(request, make_app, aiohttp_client, tmp_path):
     bucket = f"test-{uuid.uuid4().hex[:20]}"
     async with s3_client(endpoint) as s3:
         await s3.create_bucket(Bucket=bucket)
-        client = await aiohttp_client(make_app(STORAGE_BACKEND="r2", **r2_env(endpoint, bucket)))
+        client = await aiohttp_client(make_app(STORAGE_BACKEND="r2", **r2_env(endpoint, bucket), **FREE_FILE_REQUESTS))
 
         async def stored() -> list[str]:
             return sorted(await object_keys(s3, bucket))
@@ -42,13 +47,27 @@ async def test_erasure_leaves_no_object_and_no_personal_data(storage_portal, sig
     admin = await sign_in("root@example.com", admin=True, on=client)
     keep = await sign_in("keep@example.com", on=client)
     gone = await sign_in("gone@example.com", name="Gone Person", on=client)
+    # A webhook endpoint first, so their uploads queue deliveries whose bodies name the files.
+    async with gone.request("POST", "/api/webhooks", json={"url": "http://127.0.0.1:9/hooks", "events": ["*"]}) as resp:
+        assert resp.status == 201, await resp.text()
     for name in ("diary.txt", "photo.jpg", "taxes.pdf"):
         async with await gone.upload(name.encode() * 1000, name) as resp:
             assert resp.status == 201
+            shared = (await resp.json())["id"]
+    async with gone.request("POST", f"/api/artifacts/{shared}/shares", json={"expires_in": 3600}) as resp:
+        assert resp.status == 201, await resp.text()
+    async with gone.request("POST", "/api/requests", json={"title": "Gone Person's tax papers", "expires_in": 3600}) as resp:
+        assert resp.status == 201, await resp.text()
     async with await keep.upload(b"mine", "keep.txt") as resp:
         kept_key = sql("SELECT storage_key FROM artifacts WHERE id = %s", ((await resp.json())["id"],))[0][0]
     victim = user_id(sql, "gone@example.com")
     create_token(database_url, victim, "laptop")
+    for _ in range(200):  # the outbox hands the uploads to the webhooks plugin just after they commit
+        if sql("SELECT count(*) FROM webhook_deliveries WHERE body LIKE '%%diary.txt%%'") != [(0,)]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the upload's webhook delivery was never queued")
     assert len(await stored()) == 4
 
     async with admin.request("DELETE", f"/api/admin/users/{victim}", json={"email": "GONE@example.com"}) as resp:
@@ -57,8 +76,12 @@ async def test_erasure_leaves_no_object_and_no_personal_data(storage_portal, sig
 
     assert await stored() == [kept_key]  # the other customer's file is untouched
     for table, column in (("users", "id"), ("sessions", "user_id"), ("api_tokens", "user_id"),
-                          ("artifacts", "owner_id"), ("subscriptions", "user_id")):
+                          ("artifacts", "owner_id"), ("subscriptions", "user_id"), ("shares", "owner_id"),
+                          ("file_requests", "owner_id"), ("webhook_endpoints", "user_id")):
         assert sql(f"SELECT count(*) FROM {table} WHERE {column} = %s", (victim,)) == [(0,)], table
+    # Nothing queued or logged for their webhooks either (the bodies named their files).
+    assert sql("SELECT count(*) FROM webhook_deliveries") == [(0,)]
+    assert sql("SELECT count(*) FROM webhook_attempts") == [(0,)]
     # Their events stay, as facts about a number: no names, addresses or browsers. (The admin's own
     # address on the admin's actions is the admin's, and stays.)
     events = sql("SELECT type, actor_id, ip, user_agent, data FROM events WHERE owner_id = %s ORDER BY id", (victim,))
@@ -68,8 +91,9 @@ async def test_erasure_leaves_no_object_and_no_personal_data(storage_portal, sig
             assert ip is None and agent is None, (kind, ip, agent)
         if kind != "admin.user_deleted":
             assert data.get("erased") is True and "name" not in data, (kind, data)
-    text = str(sql("SELECT * FROM events")) + str(sql("SELECT * FROM users"))
-    for personal in ("gone@example.com", "Gone Person", "diary.txt", "laptop"):
+    text = "".join(str(sql(f"SELECT * FROM {table}")) for table in (
+        "events", "users", "shares", "file_requests", "webhook_endpoints", "webhook_deliveries"))
+    for personal in ("gone@example.com", "Gone Person", "diary.txt", "taxes.pdf", "laptop"):
         assert personal not in text
     root = user_id(sql, "root@example.com")
     assert sql("SELECT actor_id, subject_id, data FROM events WHERE type = 'admin.user_deleted'") == [
