@@ -584,3 +584,109 @@ async def test_a_share_link_to_a_quarantined_file_does_not_serve_it_nor_count(st
         assert response.status == 409
         assert "quarantined" in await response.text()
     assert run_sql(portal.database_url, "SELECT downloads FROM shares") == [(0,)]
+
+
+async def test_keys_are_the_portals_and_uploads_expire_after_the_setting(start):
+    """A key the client sends is ignored; the upload expires DIRECT_UPLOAD_EXPIRY_SECONDS after it started
+    (24 hours unless set)."""
+    import datetime as dt
+
+    portal = await start("dev")
+    ada = await portal.user()
+    user_id = run_sql(portal.database_url, "SELECT id FROM users")[0][0]
+    created = await ada.call("POST", "/api/s3/multipart", body={
+        "filename": "a.bin", "key": "somebody-else/secret.bin", "metadata": {"size": 5, "key": "../../etc/passwd"}})
+    assert created["key"].startswith(f"{user_id}/") and "secret" not in created["key"] and ".." not in created["key"]
+    assert str(uuid.UUID(created["key"].split("/", 1)[1])) == created["key"].split("/", 1)[1]
+    expires = dt.datetime.fromisoformat(created["expiresAt"])
+    left = (expires - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    assert 24 * 3600 - 60 < left <= 24 * 3600
+    assert run_sql(portal.database_url, "SELECT round(EXTRACT(EPOCH FROM expires_at - created_at)) FROM direct_uploads") \
+        == [(24 * 3600,)]
+
+
+async def test_the_expiry_of_pending_uploads_is_a_setting(make_app, aiohttp_client, database_url):
+    import datetime as dt
+
+    app = make_app(DIRECT_UPLOAD_EXPIRY_SECONDS="600")
+    client = await aiohttp_client(app)
+    token = create_token(database_url, create_user(database_url))
+    response = await client.post("/api/s3/multipart", headers={"Authorization": f"Bearer {token}"},
+                                 json={"filename": "a.bin", "metadata": {"size": 5}})
+    assert response.status == 201, await response.text()
+    left = (dt.datetime.fromisoformat((await response.json())["expiresAt"]) - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    assert 540 < left <= 600
+
+
+def test_the_part_size_keeps_every_file_within_10000_parts():
+    from portal_core.interfaces import PartLimits
+    from portal_core.web.direct import max_part_number, part_size_for
+
+    limits = PartLimits(min_size=5 * MiB, max_size=5 * 1024 * MiB, max_parts=10_000, preferred_size=8 * MiB)
+    assert part_size_for(limits, 0) == part_size_for(limits, 10 * MiB) == 8 * MiB
+    assert part_size_for(limits, 10_000 * 8 * MiB) == 8 * MiB  # exactly 10,000 parts of the preferred size
+    for size in (10_000 * 8 * MiB + 1, 100 * 1024**3, 5 * 1024**4 - 1, 10_000 * 5 * 1024 * MiB):
+        part = part_size_for(limits, size)
+        assert part % MiB == 0 and part > 8 * MiB and -(-size // part) <= 10_000, size
+        assert part - MiB < -(-size // 10_000)  # the smallest whole MiB that fits
+    assert max_part_number(limits, 11 * MiB) == 3 and max_part_number(limits, 0) == 1
+    assert max_part_number(limits, 100 * 1024**3) == 10_000
+
+
+async def test_the_dev_storages_part_urls_are_signed_and_expire(start):
+    """The dev storage's part URLs work like presigned S3 URLs: no session needed, but a changed
+    signature, part number or key, or an expired URL, is refused with S3's 403 and stores nothing."""
+    import time
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    portal = await start("dev")
+    ada = await portal.user()
+    created = await ada.create("a.bin", 10, "application/octet-stream")
+    url = await ada.sign(created["uploadId"], created["key"], 1)
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    assert set(query) == {"key", "expires", "signature"} and parts.path.endswith(f"/{created['uploadId']}/1")
+    storage = portal.app[keys.DIRECT_UPLOADS]
+    stale = int(time.time()) - 1
+
+    def variant(path: str = parts.path, **changes) -> str:
+        return f"{parts.scheme}://{parts.netloc}{path}?{urlencode({**query, **changes})}"
+
+    refused = [
+        (variant(signature="0" * 64), "signature we calculated does not match"),
+        (variant(parts.path[:-1] + "2"), "signature we calculated does not match"),  # another part
+        (variant(key=created["key"] + "x"), "signature we calculated does not match"),
+        (variant(expires=str(int(query["expires"]) + 3600)), "signature we calculated does not match"),
+        (variant(expires=str(stale), signature=storage.sign(created["uploadId"], 1, created["key"], stale)),
+         "Request has expired"),
+    ]
+    async with aiohttp.ClientSession() as anyone:  # no cookie, no token: the URL is the authorization
+        for bad, why in refused:
+            async with anyone.put(bad, data=b"0123456789") as response:
+                assert response.status == 403, bad
+                text = await response.text()
+                assert "<Code>AccessDenied</Code>" in text and why in text, text
+        assert await ada.list_parts(created["uploadId"], created["key"]) == []
+        async with anyone.put(url, data=b"0123456789") as response:
+            assert response.status == 200 and response.headers["ETag"]
+    assert [p["PartNumber"] for p in await ada.list_parts(created["uploadId"], created["key"])] == [1]
+
+
+@pytest.mark.parametrize("limit, words", [
+    ("limit_max_file", "the file is larger than the free plan's per-file limit of 60 bytes"),
+    ("limit_quota", "the upload would exceed the free plan's storage quota of 60 bytes (0 bytes already used)")])
+async def test_limits_lowered_after_the_start_are_checked_again_at_complete(portal, limit, words):
+    """The limits are checked again at completion (an admin lowered them meanwhile): 413 naming the limit,
+    the upload aborted in storage, nothing left and the reservation freed."""
+    ada = await portal.user()
+    created = await ada.create("a.bin", 100, "application/octet-stream")
+    etags = await send_parts(ada, created, [os.urandom(100)])
+    run_sql(portal.database_url, f"UPDATE users SET {limit} = 60")
+    with pytest.raises(PortalError) as refused:
+        await ada.complete(created["uploadId"], created["key"], etags)
+    assert (refused.value.status, refused.value.code, refused.value.message) == (413, "too_large", words)
+    assert await portal.leftovers() == []
+    assert portal.rows("direct_uploads") == [] and portal.rows("artifacts") == []
+    assert (await ada.call("GET", "/api/me"))["usage"]["reserved"] == 0
+    (event,) = portal.events("upload.aborted")
+    assert event[2]["reason"] == f"refused: {words}"
