@@ -123,6 +123,7 @@ class RequestCaps:
 
     async def after(self, cur, artifact: dict) -> None:
         await cur.execute("UPDATE artifacts SET file_request_id = %s WHERE id = %s", (self.req.id, artifact["id"]))
+        artifact["file_request_id"] = self.req.id
         await cur.execute("UPDATE file_requests SET received_files = received_files + 1, "
                           "received_bytes = received_bytes + %s WHERE id = %s", (artifact["size"], self.req.id))
         await record(cur, "request.file_received", owner_id=self.req.owner.id, subject_id=self.req.id,

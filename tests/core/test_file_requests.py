@@ -58,6 +58,9 @@ async def test_a_guest_sends_files_and_the_owner_sees_them_and_the_events(sign_i
         artifacts = (await resp.json())["artifacts"]
     assert sorted(a["name"] for a in artifacts) == sorted(files)
     assert {a["sha256"] for a in artifacts} == {hashlib.sha256(d).hexdigest() for d in files.values()}
+    assert {a["file_request_id"] for a in artifacts} == {created["id"]}  # marked with the request
+    async with owner.request("GET", f"/api/artifacts/{artifacts[0]['id']}") as resp:
+        assert (await resp.json())["file_request_id"] == created["id"]
     async with owner.request("GET", "/api/requests") as resp:
         (listed,) = (await resp.json())["requests"]
     assert (listed["received_files"], listed["received_bytes"]) == (2, sum(map(len, files.values())))
