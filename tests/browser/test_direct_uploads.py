@@ -232,6 +232,45 @@ async def test_pause_resume_and_a_failed_part_retried(chromium, direct_portal, c
         problems.assert_none()
 
 
+async def test_a_guest_sends_a_large_file_through_a_request_straight_to_storage(chromium, direct_portal, cors_moto,
+                                                                                 portal_db, tmp_path):
+    """issue 15: on a file request's page, files above the threshold go straight to storage in parts (the
+    portal only signs and completes), smaller ones through the form; both land in the owner's artifacts."""
+    endpoint, _bucket = cors_moto
+    big, small = os.urandom(20 * MiB), b"a small note"  # 20 MiB: three parts (8, 8, 4 MiB)
+    (tmp_path / "survey.bin").write_bytes(big)
+    (tmp_path / "note.txt").write_bytes(small)
+    owner = person("asker")
+    async with open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(page, direct_portal.url, owner)
+        run_sql(portal_db, "INSERT INTO subscriptions (user_id, plan, status, provider) "
+                           "SELECT id, 'pro', 'active', 'dev' FROM users WHERE email = %s", (owner.email,))
+        created = await page.evaluate("""async () => {
+            const me = await (await fetch('/api/me')).json();
+            const answer = await fetch('/api/requests', {method: 'POST', body: JSON.stringify({title: 'Survey data'}),
+                headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token}});
+            return answer.json();
+        }""")
+        problems.assert_none()
+    async with open_page(chromium) as (guest, guest_problems):
+        network = Network(guest, endpoint)
+        await guest.goto(created["url"])
+        await guest.set_input_files("#request-files", [str(tmp_path / "survey.bin"), str(tmp_path / "note.txt")])
+        await guest.get_by_test_id("request-send").click()
+        await expect(guest.get_by_test_id("request-received-direct")).to_contain_text("survey.bin", timeout=60_000)
+        await expect(guest.get_by_test_id("request-received")).to_contain_text("note.txt")
+        await expect(guest.get_by_test_id("request-refused")).to_have_count(0)
+        await screenshot(guest, "request-direct-upload-sent")
+        guest_problems.assert_none()
+    assert sorted(network.part_puts()) == [1, 2, 3]  # the large file's parts, to storage
+    portal = direct_portal.url
+    assert not [url for method, url in network.requests if method == "PUT" and url.startswith(portal)]
+    rows = run_sql(portal_db, "SELECT a.name, a.size, a.sha256, a.file_request_id::text FROM artifacts a "
+                              "JOIN users u ON u.id = a.owner_id WHERE u.email = %s ORDER BY a.name", (owner.email,))
+    assert rows == [("note.txt", len(small), hashlib.sha256(small).hexdigest(), created["id"]),
+                    ("survey.bin", len(big), hashlib.sha256(big).hexdigest(), created["id"])]
+
+
 async def test_a_quarantined_file_shows_why_and_offers_no_download(chromium, direct_portal, portal_db):
     from tests.support.db import create_token
 

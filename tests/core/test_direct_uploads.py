@@ -690,3 +690,98 @@ async def test_limits_lowered_after_the_start_are_checked_again_at_complete(port
     assert (await ada.call("GET", "/api/me"))["usage"]["reserved"] == 0
     (event,) = portal.events("upload.aborted")
     assert event[2]["reason"] == f"refused: {words}"
+
+
+async def guest_of(portal: Portal, owner: DirectClient, **caps) -> tuple[DirectClient, dict]:
+    """A pro owner's new file request and a client without an account speaking /api/r/<token>."""
+    run_sql(portal.database_url, "INSERT INTO subscriptions (user_id, plan, status, provider) "
+                                 "SELECT id, 'pro', 'active', 'dev' FROM users ON CONFLICT (user_id) DO NOTHING")
+    created = await owner.call("POST", "/api/requests", body={"title": "Build outputs", **caps})
+    session = aiohttp.ClientSession()
+    portal.sessions.append(session)
+    return DirectClient(session, portal.url, {}, endpoint=f"/api/r/{created['url'].rsplit('/', 1)[1]}"), created
+
+
+async def test_a_guest_sends_a_large_file_through_a_request_straight_to_storage(portal, tmp_path):
+    """issue 15: a file request takes the direct path for large files; the file lands in the owner's
+    artifacts, marked with the request, verified, counted by it, and the owner hears of it."""
+    olivia = await portal.user("olivia@example.com")
+    guest, request = await guest_of(portal, olivia, max_files=2)
+    data = os.urandom(PART + 4321)
+    answer = await upload_file(guest, write(tmp_path, data, "scan.tiff"), parallel=2)
+    assert answer["artifact"] == {"name": "scan.tiff", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                  "verification": "unverified"}  # what arrived, nothing of the owner's account
+    (artifact,) = (await olivia.call("GET", "/api/artifacts"))["artifacts"]
+    assert (artifact["name"], artifact["file_request_id"]) == ("scan.tiff", request["id"])
+    assert (await wait_verified(olivia, artifact["id"]))["verification"] == "verified"
+    (listed,) = (await olivia.call("GET", "/api/requests"))["requests"]
+    assert (listed["received_files"], listed["received_bytes"]) == (1, len(data))
+    assert [f["id"] for f in listed["files"]] == [artifact["id"]]
+    assert await portal.leftovers() == [answer["key"]] and portal.rows("direct_uploads") == []
+    owner_id = run_sql(portal.database_url, "SELECT id FROM users")[0][0]
+    events = run_sql(portal.database_url, "SELECT type, actor_id, owner_id, data->>'file_request_id' FROM events "
+                                          "WHERE type IN ('upload.started', 'artifact.created', 'request.file_received')"
+                                          " ORDER BY id")
+    assert events == [("upload.started", None, owner_id, request["id"]), ("artifact.created", None, owner_id, request["id"]),
+                      ("request.file_received", None, owner_id, None)]
+
+
+async def test_a_guests_direct_uploads_count_against_the_requests_caps_and_stay_its_own(portal):
+    olivia = await portal.user("olivia@example.com")
+    guest, request = await guest_of(portal, olivia, max_files=2, max_bytes=30 * MiB)
+    first = await guest.create("a.bin", 10 * MiB, "application/octet-stream")
+    with pytest.raises(PortalError) as refused:  # 10 MiB pending + 21 MiB > 30 MiB
+        await guest.create("b.bin", 21 * MiB, "application/octet-stream")
+    assert (refused.value.status, refused.value.code) == (413, "too_large")
+    assert "the request takes at most 30 MiB in all, and 20 MiB of it is left" in refused.value.message
+    second = await guest.create("b.bin", 5, "text/plain")
+    with pytest.raises(PortalError) as refused:  # two files under way: the request takes no third
+        await guest.create("c.bin", 5, "text/plain")
+    assert (refused.value.status, refused.value.code) == (410, "request_full")
+    assert (await olivia.call("GET", "/api/me"))["usage"]["reserved"] == 10 * MiB + 5  # the owner's quota
+
+    # The pair is the request's: not the owner's own /api/s3, nor another request's link.
+    other, _ = await guest_of(portal, olivia)
+    for who in (olivia, other):
+        with pytest.raises(PortalError) as unknown:
+            await who.list_parts(first["uploadId"], first["key"])
+        assert unknown.value.status == 404
+    await guest.abort(second["uploadId"], second["key"])
+    third = await guest.create("c.bin", 5, "text/plain")  # the aborted one freed its place
+    etags = await send_parts(guest, third, [b"hello"])
+    assert (await guest.complete(third["uploadId"], third["key"], etags))["artifact"]["size"] == 5
+
+    # Closed: nothing more is signed, started or completed (an upload that tries is dropped at once).
+    await olivia.call("DELETE", f"/api/requests/{request['id']}")
+    for attempt in (guest.sign(first["uploadId"], first["key"], 1), guest.create("d.bin", 5, "text/plain"),
+                    guest.complete(first["uploadId"], first["key"], {1: '"x"'})):
+        with pytest.raises(PortalError) as closed:
+            await attempt
+        assert (closed.value.status, closed.value.code) == (410, "request_closed")
+        assert "this request is closed" in closed.value.message
+    assert portal.rows("direct_uploads") == [] and await portal.leftovers() == [third["key"]]
+    assert (await olivia.call("GET", "/api/me"))["usage"]["reserved"] == 0
+    with pytest.raises(PortalError) as unknown:
+        await DirectClient(guest.session, portal.url, {}, endpoint="/api/r/" + "A" * 32).create("x", 1, "text/plain")
+    assert (unknown.value.status, unknown.value.message) == (404, "no such file request")
+
+
+async def test_a_request_that_fills_up_meanwhile_refuses_the_completion_and_keeps_nothing(start):
+    """Streamed files took the request's room while a guest's parts went up: refused at completion (before
+    it, or under the request's row lock as the artifact would be written), and nothing is kept."""
+    portal = await start("dev")
+    olivia = await portal.user("olivia@example.com")
+    cases = [({"max_files": 1}, "received_files = 1", 410, "request_full",
+              "refused: this request has all the files it takes"),
+             ({"max_bytes": 10}, "received_bytes = 6", 413, "too_large",
+              "refused: the request takes at most 10 bytes in all, and 4 bytes of it is left")]
+    for caps, taken, status, code, reason in cases:
+        guest, request = await guest_of(portal, olivia, **caps)
+        created = await guest.create("a.bin", 5, "text/plain")
+        etags = await send_parts(guest, created, [b"hello"])
+        run_sql(portal.database_url, f"UPDATE file_requests SET {taken} WHERE id = %s", (request["id"],))
+        with pytest.raises(PortalError) as refused:
+            await guest.complete(created["uploadId"], created["key"], etags)
+        assert (refused.value.status, refused.value.code) == (status, code)
+        assert await portal.leftovers() == [] and portal.rows("direct_uploads") == [] and portal.rows("artifacts") == []
+        assert portal.events("upload.aborted")[-1][2]["reason"].startswith(reason)
