@@ -495,6 +495,13 @@ async def test_a_storage_without_direct_uploads_answers_501_and_the_streamed_upl
     form.add_field("file", b"still fine", filename="a.txt")
     response = await client.post("/api/artifacts", data=form, headers=headers)
     assert response.status == 201 and (await response.json())["verification"] == "verified"
+    # A file request's page then offers only the form, and its direct path answers 501 too.
+    run_sql(database_url, "INSERT INTO subscriptions (user_id, plan, status, provider) SELECT id, 'pro', 'active', 'dev' FROM users")
+    token = (await (await client.post("/api/requests", headers=headers, json={"title": "t"})).json())["url"].rsplit("/", 1)[1]
+    page = await (await client.get(f"/r/{token}")).text()
+    assert 'data-enhance="upload-progress"' in page and "data-direct-endpoint" not in page
+    response = await client.post(f"/api/r/{token}/s3/multipart", json={"filename": "a", "metadata": {"size": 1}})
+    assert response.status == 501 and (await response.json())["error"]["code"] == "direct_uploads_unsupported"
 
 
 async def test_two_starts_racing_for_the_last_room_in_the_quota_get_one_reservation(start):
@@ -764,6 +771,13 @@ async def test_a_guests_direct_uploads_count_against_the_requests_caps_and_stay_
     with pytest.raises(PortalError) as unknown:
         await DirectClient(guest.session, portal.url, {}, endpoint="/api/r/" + "A" * 32).create("x", 1, "text/plain")
     assert (unknown.value.status, unknown.value.message) == (404, "no such file request")
+    # The token is a secret like a share link's: never indexed, never sent on as a Referer.
+    async with guest.session.get(f"{guest.base_url}{guest.multipart}/{third['uploadId']}", params={"key": "x"}) as response:
+        assert response.status == 404
+        assert (response.headers["X-Robots-Tag"], response.headers["Referrer-Policy"]) == ("noindex, nofollow", "no-referrer")
+    open_one = other.multipart.removesuffix("/s3/multipart")  # /api/r/<token> of the request still open
+    async with guest.session.get(portal.url + open_one.removeprefix("/api")) as response:
+        assert f'data-direct-endpoint="{open_one}" data-direct-threshold="{16 * MiB}"' in await response.text()
 
 
 async def test_a_request_that_fills_up_meanwhile_refuses_the_completion_and_keeps_nothing(start):
