@@ -126,7 +126,8 @@ class RequestCaps:
         if expired:
             raise ApiError(410, "request_expired", "the request has expired: it takes no more files")
         if max_files is not None and received_files >= max_files:
-            raise ApiError(410, "request_full", f"the request takes at most {max_files} file(s) and has them all")
+            have = "has them all, or they are on their way" if self.starting else "has them all"
+            raise ApiError(410, "request_full", f"the request takes at most {max_files} file(s) and {have}")
         if max_bytes is not None and received_bytes + size > max_bytes:
             raise ApiError(413, "too_large", f"the request takes at most {human(max_bytes)} in all, and "
                                              f"{human(max(0, max_bytes - received_bytes))} of it is left")

@@ -799,3 +799,31 @@ async def test_a_request_that_fills_up_meanwhile_refuses_the_completion_and_keep
         assert (refused.value.status, refused.value.code) == (status, code)
         assert await portal.leftovers() == [] and portal.rows("direct_uploads") == [] and portal.rows("artifacts") == []
         assert portal.events("upload.aborted")[-1][2]["reason"].startswith(reason)
+
+
+async def test_two_guests_starting_at_once_cannot_overshoot_the_requests_cap(start):
+    """Both starts queue on the owner's row lock (held here until both wait on it), then take the request's
+    row lock in turn: the second sees the first's pending upload and is refused; its upload is aborted."""
+    import psycopg2
+
+    from tests.support.sharing import wait_for_lock_waiters
+
+    portal = await start("dev")
+    olivia = await portal.user("olivia@example.com")
+    guest, _request = await guest_of(portal, olivia, max_files=1)
+    blocker = psycopg2.connect(portal.database_url)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("SELECT id FROM users FOR UPDATE")
+            racing = [asyncio.ensure_future(guest.create(f"{n}.bin", 5, "text/plain")) for n in range(2)]
+            await wait_for_lock_waiters(portal.database_url, at_least=2)
+        blocker.commit()
+    finally:
+        blocker.close()
+    outcomes = await asyncio.gather(*racing, return_exceptions=True)
+    started = [o for o in outcomes if isinstance(o, dict)]
+    refused = [o for o in outcomes if isinstance(o, PortalError)]
+    assert len(started) == 1 and [(r.status, r.code) for r in refused] == [(410, "request_full")]
+    assert refused[0].message == "the request takes at most 1 file(s) and has them all, or they are on their way"
+    assert await portal.leftovers() == [f"pending upload of {started[0]['key']}"]
+    assert [row[0] for row in portal.rows("direct_uploads")] == [started[0]["uploadId"]]
