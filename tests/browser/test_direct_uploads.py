@@ -232,6 +232,23 @@ async def test_pause_resume_and_a_failed_part_retried(chromium, direct_portal, c
         problems.assert_none()
 
 
+async def pro_owners_request(chromium, portal_url: str, portal_db: str, owner: Person, title: str) -> dict:
+    """``owner`` on the pro plan creates a file request in their browser; its answer (with the link)."""
+    async with open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(page, portal_url, owner)
+        run_sql(portal_db, "INSERT INTO subscriptions (user_id, plan, status, provider) "
+                           "SELECT id, 'pro', 'active', 'dev' FROM users WHERE email = %s", (owner.email,))
+        created = await page.evaluate("""async (title) => {
+            const me = await (await fetch('/api/me')).json();
+            const answer = await fetch('/api/requests', {method: 'POST', body: JSON.stringify({title}),
+                headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token}});
+            return answer.json();
+        }""", title)
+        problems.assert_none()
+    assert created["title"] == title, created
+    return created
+
+
 async def test_a_guest_sends_a_large_file_through_a_request_straight_to_storage(chromium, direct_portal, cors_moto,
                                                                                  portal_db, tmp_path):
     """issue 15: on a file request's page, files above the threshold go straight to storage in parts (the
@@ -241,17 +258,7 @@ async def test_a_guest_sends_a_large_file_through_a_request_straight_to_storage(
     (tmp_path / "survey.bin").write_bytes(big)
     (tmp_path / "note.txt").write_bytes(small)
     owner = person("asker")
-    async with open_page(chromium) as (page, problems):
-        await journey.sign_in_dev(page, direct_portal.url, owner)
-        run_sql(portal_db, "INSERT INTO subscriptions (user_id, plan, status, provider) "
-                           "SELECT id, 'pro', 'active', 'dev' FROM users WHERE email = %s", (owner.email,))
-        created = await page.evaluate("""async () => {
-            const me = await (await fetch('/api/me')).json();
-            const answer = await fetch('/api/requests', {method: 'POST', body: JSON.stringify({title: 'Survey data'}),
-                headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token}});
-            return answer.json();
-        }""")
-        problems.assert_none()
+    created = await pro_owners_request(chromium, direct_portal.url, portal_db, owner, "Survey data")
     async with open_page(chromium) as (guest, guest_problems):
         network = Network(guest, endpoint)
         await guest.goto(created["url"])
@@ -372,17 +379,7 @@ async def test_the_real_uppy_aws_s3_plugin_uploads_through_a_file_request_signed
                                                                                      cors_moto, portal_db):
     endpoint, _bucket = cors_moto
     owner = person("uppy-asker")
-    async with open_page(chromium) as (page, problems):
-        await journey.sign_in_dev(page, direct_portal.url, owner)
-        run_sql(portal_db, "INSERT INTO subscriptions (user_id, plan, status, provider) "
-                           "SELECT id, 'pro', 'active', 'dev' FROM users WHERE email = %s", (owner.email,))
-        created = await page.evaluate("""async () => {
-            const me = await (await fetch('/api/me')).json();
-            const answer = await fetch('/api/requests', {method: 'POST', body: JSON.stringify({title: 'Via Uppy'}),
-                headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token}});
-            return answer.json();
-        }""")
-        problems.assert_none()
+    created = await pro_owners_request(chromium, direct_portal.url, portal_db, owner, "Via Uppy")
     async with open_page(chromium) as (guest, problems):  # signed out: no session, no token
         network = Network(guest, endpoint)
         result = await upload_with_uppy(guest, direct_portal.url, urlsplit(created["url"]).path, UPPY_GUEST_RUN)
