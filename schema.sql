@@ -249,6 +249,10 @@ CREATE TABLE IF NOT EXISTS direct_uploads (
 );
 CREATE INDEX IF NOT EXISTS direct_uploads_owner_idx ON direct_uploads (owner_id);
 CREATE INDEX IF NOT EXISTS direct_uploads_expires_idx ON direct_uploads (expires_at);
+-- A guest's direct upload through a file request (portal_core/web/request_direct.py): the request whose caps
+-- it counts against. Not a foreign key, like owner_id: the upload is aborted in storage before its row goes.
+ALTER TABLE direct_uploads ADD COLUMN IF NOT EXISTS file_request_id uuid;
+CREATE INDEX IF NOT EXISTS direct_uploads_request_idx ON direct_uploads (file_request_id) WHERE file_request_id IS NOT NULL;
 
 -- Whether an artifact's stored bytes are known to be what the client declared: "verified" (streamed
 -- uploads are hashed on the way, so older builds' rows are verified), "unverified" (a direct upload not

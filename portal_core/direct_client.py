@@ -48,12 +48,16 @@ class Resume:
 
 
 class DirectClient:
-    """The /api/s3 calls, on an aiohttp session; ``headers`` authenticate to the portal (a bearer token)."""
+    """The /api/s3 calls, on an aiohttp session; ``headers`` authenticate to the portal (a bearer token).
+    ``endpoint``: where the protocol lives (Uppy's option of that name): ``/api``, or a file request's
+    ``/api/r/<token>`` for someone without an account."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, headers: Mapping[str, str]) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, headers: Mapping[str, str],
+                 endpoint: str = "/api") -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers)
+        self.multipart = endpoint.rstrip("/") + "/s3/multipart"
 
     async def call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                    body: Any = None) -> Any:
@@ -81,30 +85,30 @@ class DirectClient:
         metadata: dict[str, Any] = {"size": size}
         if sha256:
             metadata["sha256"] = sha256
-        return await self.call("POST", "/api/s3/multipart", body={"filename": name, "type": content_type,
+        return await self.call("POST", self.multipart, body={"filename": name, "type": content_type,
                                                                    "metadata": metadata})
 
     async def sign(self, upload_id: str, key: str, number: int) -> str:
-        answer = await self.call("GET", f"/api/s3/multipart/{_quote(upload_id)}/{number}", params={"key": key})
+        answer = await self.call("GET", f"{self.multipart}/{_quote(upload_id)}/{number}", params={"key": key})
         return answer["url"]
 
     async def sign_batch(self, upload_id: str, key: str, numbers: list[int]) -> dict[int, str]:
-        answer = await self.call("GET", f"/api/s3/multipart/{_quote(upload_id)}/batch",
+        answer = await self.call("GET", f"{self.multipart}/{_quote(upload_id)}/batch",
                                  params={"key": key, "partNumbers": ",".join(map(str, numbers))})
         return {int(n): url for n, url in answer["presignedUrls"].items()}
 
     async def list_parts(self, upload_id: str, key: str) -> list[dict]:
-        return await self.call("GET", f"/api/s3/multipart/{_quote(upload_id)}", params={"key": key})
+        return await self.call("GET", f"{self.multipart}/{_quote(upload_id)}", params={"key": key})
 
     async def complete(self, upload_id: str, key: str, parts: Mapping[int, str], sha256: str | None = None) -> dict:
         body: dict[str, Any] = {"parts": [{"PartNumber": n, "ETag": parts[n]} for n in sorted(parts)]}
         if sha256:
             body["sha256"] = sha256
-        return await self.call("POST", f"/api/s3/multipart/{_quote(upload_id)}/complete", params={"key": key},
+        return await self.call("POST", f"{self.multipart}/{_quote(upload_id)}/complete", params={"key": key},
                                body=body)
 
     async def abort(self, upload_id: str, key: str) -> None:
-        await self.call("DELETE", f"/api/s3/multipart/{_quote(upload_id)}", params={"key": key})
+        await self.call("DELETE", f"{self.multipart}/{_quote(upload_id)}", params={"key": key})
 
     async def put_part(self, url: str, data: bytes) -> str:
         """PUT one part to its presigned URL (no portal credentials); returns the ETag storage answered."""

@@ -28,7 +28,7 @@ log = logging.getLogger("portal.uploads")
 LEASE_SECONDS = 900
 BATCH = 50
 COLUMNS = ("upload_id, storage_key, owner_id, name, content_type, size, part_size, sha256, created_at, "
-           "expires_at, stored_at")
+           "expires_at, stored_at, file_request_id")
 
 
 @attrs.frozen
@@ -46,10 +46,11 @@ class Pending:
     created_at: dt.datetime
     expires_at: dt.datetime
     stored_at: dt.datetime | None
+    file_request_id: str | None = None  # a guest's upload through this file request
 
     @classmethod
     def from_row(cls, row) -> Pending:
-        return cls(*row)
+        return cls(*row[:-1], file_request_id=str(row[-1]) if row[-1] else None)
 
     @property
     def expired(self) -> bool:
@@ -64,11 +65,13 @@ async def reserved_bytes(pool, user_id: int) -> int:
     return int(total)
 
 
-async def find(pool, owner_id: int, upload_id: str, key: str) -> Pending | None:
-    """The owner's pending upload with this id and key, or None (someone else's answers exactly like none)."""
+async def find(pool, owner_id: int, upload_id: str, key: str, file_request_id: str | None = None) -> Pending | None:
+    """The owner's pending upload with this id and key, or None (someone else's answers exactly like none).
+    ``file_request_id``: a guest's upload through that file request (None: the owner's own uploads only)."""
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(f"SELECT {COLUMNS} FROM direct_uploads WHERE upload_id = %s AND storage_key = %s "
-                          "AND owner_id = %s", (upload_id, key, owner_id))
+                          "AND owner_id = %s AND file_request_id IS NOT DISTINCT FROM %s",
+                          (upload_id, key, owner_id, file_request_id))
         row = await cur.fetchone()
     return Pending.from_row(row) if row else None
 

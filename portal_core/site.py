@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from html import escape
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -28,6 +29,8 @@ from . import keys
 from .events import record
 from .tasks import stop_tasks
 from .web.errors import ApiError, bad_request
+from .web.html import render_page
+from .web.middleware import is_page
 from .web.inputs import check_text
 
 log = logging.getLogger("portal.site")
@@ -156,12 +159,23 @@ def read_only_message(settings: SiteSettings) -> str:
 
 @web.middleware
 async def read_only_guard(request: web.Request, handler) -> web.StreamResponse:
-    """With ``read_only`` on, refuse every state-changing request (503) except those in READ_ONLY_EXEMPT."""
+    """With ``read_only`` on, refuse every state-changing request (503) except those in READ_ONLY_EXEMPT:
+    JSON for the API, a page in the layout for a browser's form (a share link's password, a file request)."""
     if request.method not in SAFE_METHODS:
         settings = request.app[keys.SITE].current
         if settings.read_only and (request.method, request.path) not in READ_ONLY_EXEMPT:
+            if is_page(request.path):
+                return read_only_page(request, settings)
             raise ApiError(503, "read_only", read_only_message(settings))
     return await handler(request)
+
+
+def read_only_page(request: web.Request, settings: SiteSettings) -> web.Response:
+    message = read_only_message(settings)
+    body = (f'<p class="notice notice-error" role="alert" data-testid="read-only">{escape(message[0].upper() + message[1:])}.'
+            '</p><p class="actions"><a class="button" href="/" data-testid="error-home">Go to your artifacts</a></p>')
+    return render_page(request, "The portal is read-only right now", body, status=503,
+                       headers={"Retry-After": "60"})
 
 
 def uploads_paused_error(settings: SiteSettings) -> ApiError:

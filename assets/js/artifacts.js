@@ -78,6 +78,10 @@ function artifactRow(artifact, table) {
       ? h('span', { className: 'hint', title: 'The stored bytes are being read back to check their SHA-256', dataset: { testid: 'artifact-unverified' } }, 'checking…')
       : null;
   copy.addEventListener('click', () => copyText(sha, copied));
+  // Files a guest sent through a file request are marked with it (the Sharing page lists what each received).
+  const fromRequest = artifact.file_request_id
+    ? h('a', { href: '/sharing#requests', className: 'hint from-request', dataset: { testid: 'artifact-from-request' } }, 'sent through a file request')
+    : null;
   // A quarantined file cannot be downloaded (the portal refuses it); its badge and details say why.
   const download = state === 'quarantined' ? null : h(
     'a',
@@ -101,7 +105,7 @@ function artifactRow(artifact, table) {
     'tr',
     { dataset: { testid: 'artifact-row', artifactId: String(artifact.id) } },
     h('td', { className: 'cell-select' }, select),
-    h('td', { className: 'cell-name', dataset: { label: 'Name' } }, name),
+    h('td', { className: 'cell-name', dataset: { label: 'Name' } }, name, fromRequest),
     h('td', { className: 'cell-size', dataset: { label: 'Size', testid: 'artifact-size' } }, humanSize(artifact.size)),
     h('td', { dataset: { label: 'Uploaded' } }, h('time', { dateTime: artifact.created_at }, humanDateTime(artifact.created_at))),
     h('td', { dataset: { label: 'SHA-256' } }, h('span', { className: 'sha' }, shaText, copy, copied, badge)),

@@ -98,10 +98,12 @@ function putPart(url, body, onProgress, track) {
 
 /**
  * Upload `file` straight to storage. `onProgress(sent, total, bytesPerSecond)`; `onStatus(text)` for what it
- * is doing ("Resuming…"). Returns {promise, abort, pause, resume, isPaused}: the promise resolves to the
- * artifact, or rejects with ApiError (code "aborted" after abort()).
+ * is doing ("Resuming…"); `endpoint` is where the protocol lives (Uppy's option of that name): `/api` for the
+ * signed-in customer, `/api/r/<token>` for a guest sending through a file request. Returns {promise, abort,
+ * pause, resume, isPaused}: the promise resolves to the artifact, or rejects with ApiError (code "aborted"
+ * after abort()).
  */
-export function directUpload(file, { onProgress = () => {}, onStatus = () => {} } = {}) {
+export function directUpload(file, { onProgress = () => {}, onStatus = () => {}, endpoint = '/api' } = {}) {
   const inFlight = new Set();
   let upload = null;
   let canceled = false;
@@ -127,7 +129,7 @@ export function directUpload(file, { onProgress = () => {}, onStatus = () => {} 
     if (canceled || halted) throw new ApiError(0, 'aborted', 'Upload canceled.');
   }
 
-  const path = () => `/api/s3/multipart/${encodeURIComponent(upload.uploadId)}`;
+  const path = () => `${endpoint}/s3/multipart/${encodeURIComponent(upload.uploadId)}`;
   const query = () => `key=${encodeURIComponent(upload.key)}`;
   const partLength = (n) => Math.max(0, Math.min(upload.partSize, file.size - (n - 1) * upload.partSize));
 
@@ -181,7 +183,7 @@ export function directUpload(file, { onProgress = () => {}, onStatus = () => {} 
         }
       }
       if (!upload) {
-        const created = await api('/api/s3/multipart', {
+        const created = await api(`${endpoint}/s3/multipart`, {
           method: 'POST',
           body: { filename: file.name, type: file.type || 'application/octet-stream', metadata: { size: file.size } },
         });

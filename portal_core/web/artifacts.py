@@ -20,7 +20,7 @@ from ..openapi import operation
 from .errors import ApiError, bad_request, not_found, unauthenticated, unavailable
 from .sessions import READ, WHO_COLUMNS, WHO_WIDTH, Credential, admit, authenticate, credential, principal_from_row
 
-ARTIFACT_COLUMNS = "id, name, size, content_type, sha256, created_at, verification, verification_detail"
+ARTIFACT_COLUMNS = "id, name, size, content_type, sha256, created_at, verification, verification_detail, file_request_id"
 ARTIFACT = {"type": "object", "properties": {
     "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}, "size": {"type": "integer"},
     "content_type": {"type": "string"},
@@ -29,14 +29,17 @@ ARTIFACT = {"type": "object", "properties": {
     "verification": {"type": "string", "enum": ["verified", "unverified", "quarantined"],
                      "description": "verified: the SHA-256 is of the stored bytes; unverified: a direct upload not yet "
                                     "read back; quarantined: the stored bytes do not match (downloads are refused)"},
-    "verification_detail": {"type": ["string", "null"], "description": "why it is quarantined"}}}
+    "verification_detail": {"type": ["string", "null"], "description": "why it is quarantined"},
+    "file_request_id": {"type": ["string", "null"], "format": "uuid",
+                        "description": "the file request it arrived through (GET /api/requests), or null"}}}
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
 def artifact_json(row) -> dict:
     return {"id": str(row[0]), "name": row[1], "size": row[2], "content_type": row[3], "sha256": row[4],
-            "created_at": row[5].isoformat(), "verification": row[6], "verification_detail": row[7]}
+            "created_at": row[5].isoformat(), "verification": row[6], "verification_detail": row[7],
+            "file_request_id": str(row[8]) if row[8] else None}
 
 
 def refuse_quarantined(verification: str, detail: str | None) -> None:
@@ -151,14 +154,14 @@ def _listing_query(cte: str, sort: str, order: str, after: bool, search: bool) -
     return f"""
         WITH {cte},
         page AS (SELECT a.id, a.name, a.size, a.content_type, a.sha256, a.created_at, a.verification,
-                        a.verification_detail, {_KEYS[sort]} AS k
+                        a.verification_detail, a.file_request_id, {_KEYS[sort]} AS k
                  FROM who JOIN artifacts a ON a.owner_id = who.user_id{where}
                  ORDER BY {_KEYS[sort]} {direction}, a.id {direction} LIMIT %(limit)s + 1)
         SELECT {WHO_COLUMNS}, (SELECT count(*) FROM page),
                (SELECT string_agg(row_to_json(doc)::text, ',' ORDER BY {order_by})
                 FROM page p, LATERAL (SELECT p.id, p.name, p.size, p.content_type, p.sha256,
                                              {_ISO_CREATED_AT} AS created_at, p.verification,
-                                             p.verification_detail) doc),
+                                             p.verification_detail, p.file_request_id) doc),
                (SELECT {_KEY_TEXT[sort]} FROM page p ORDER BY {order_by} OFFSET %(limit)s - 1 LIMIT 1)
         FROM who LEFT JOIN users u ON u.id = who.user_id"""
 
@@ -239,7 +242,7 @@ async def show_artifact(request: web.Request) -> web.Response:
 async def download_artifact(request: web.Request) -> web.StreamResponse:
     principal = await authenticate(request)
     row = await _owned(request, principal.user.id, ", storage_key")
-    name, size, content_type, key = row[1], row[2], row[3], row[8]
+    name, size, content_type, key = row[1], row[2], row[3], row[9]
     refuse_quarantined(row[6], row[7])
     target = await storage_download(request.app, key, name, content_type)
     await record_now(request.app[keys.POOL], "artifact.downloaded", actor_id=principal.user.id,

@@ -13,7 +13,8 @@ Every call is authenticated like the rest of the API, and an uploadId/key pair t
 caller's pending uploads answers 404. Nothing the client says is trusted at completion: the parts are
 listed from storage, and their sizes must add up to the declared size, which was checked against the
 plan's limits and reserved from the quota when the upload started. Completion itself is in
-direct_complete.py; the rows are portal_core/pending_uploads.py.
+direct_complete.py; the rows are portal_core/pending_uploads.py. Guests sending files through a file
+request use the same protocol under /api/r/<token> (request_direct.py), with ``start_upload``'s ``guest``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from aiohttp import web
 
 from .. import keys
 from ..events import record
-from ..interfaces import PartLimits, ServiceUnavailable, UploadNotFound
+from ..interfaces import PartLimits, ServiceUnavailable, UploadNotFound, User
 from ..openapi import operation
 from ..pending_uploads import Pending, claim, discard, release, reserved_bytes
 from . import direct_complete
-from .direct_inputs import declared_sha256, declared_size, direct_storage, pending_upload, s3_errors
+from .direct_inputs import Guest, declared_sha256, declared_size, direct_storage, pending_upload, s3_errors
 from .errors import ApiError, bad_request, not_found, unavailable
 from .inputs import json_object
 from .sessions import WRITE, authenticate
@@ -74,7 +75,11 @@ def max_part_number(limits: PartLimits, size: int) -> int:
            responses={201: "Started", 413: "", 422: "", 501: ""})
 async def create(request: web.Request) -> web.Response:
     principal = await authenticate(request, scope=WRITE)
-    user = principal.user
+    return await start_upload(request, principal.user)
+
+
+async def start_upload(request: web.Request, user: User, *, guest: Guest | None = None) -> web.Response:
+    """Start a direct upload into ``user``'s artifacts (``guest``: sent by a guest through a file request)."""
     app = request.app
     storage = direct_storage(request)
     body = await json_object(request, '{"filename": "a.bin", "type": "application/octet-stream", "metadata": {"size": 123}}')
@@ -92,11 +97,13 @@ async def create(request: web.Request) -> web.Response:
         raise ApiError(413, "too_large", f"storage cannot hold a file of {human(size)}")
     plan, plan_limits = await limits_for(app, user)
     pool = app[keys.POOL]
+    if guest is not None and size > guest.max_size:
+        raise guest.too_large()
     if size > plan_limits.max_file:
         raise too_large(plan, plan_limits, 0, plan_limits.max_file)
     held = (await usage(pool, user.id))[0] + await reserved_bytes(pool, user.id)
     if held + size > plan_limits.quota:  # checked again under the lock when the reservation is written
-        raise too_large(plan, plan_limits, held, max(0, plan_limits.quota - held))
+        raise guest.too_large() if guest else too_large(plan, plan_limits, held, max(0, plan_limits.quota - held))
     await check_upload(app, user, name, content_type, size, None, plan=plan)
     key = f"{user.id}/{uuid.uuid4()}"
     part_size = part_size_for(limits, size)
@@ -106,36 +113,41 @@ async def create(request: web.Request) -> web.Response:
         raise unavailable(f"storage is unavailable, nothing was started: {exc}") from None
     try:
         row = await _reserve(request, user.id, upload_id, key, name, content_type, size, part_size, sha256,
-                             plan_limits.quota)
+                             plan_limits.quota, guest)
     except BaseException:
         await direct_complete.shielded(storage.abort_multipart(key, upload_id))
         raise
     if row is None:  # another upload took the room meanwhile
         await direct_complete.shielded(storage.abort_multipart(key, upload_id))
         held = (await usage(pool, user.id))[0] + await reserved_bytes(pool, user.id)
-        raise too_large(plan, plan_limits, held, max(0, plan_limits.quota - held))
+        raise guest.too_large() if guest else too_large(plan, plan_limits, held, max(0, plan_limits.quota - held))
     return web.json_response({"key": key, "uploadId": upload_id, "partSize": part_size,
                               "maxPartNumber": max_part_number(limits, size), "expiresAt": row.isoformat()},
                              status=201)
 
 
 async def _reserve(request: web.Request, user_id: int, upload_id: str, key: str, name: str, content_type: str,
-                   size: int, part_size: int, sha256: str | None, quota: int):
+                   size: int, part_size: int, sha256: str | None, quota: int, guest: Guest | None):
     """Write the pending row under the user's lock unless the quota (with every other reservation) has no
-    room; returns when it expires, or None."""
+    room (None), or a guest's file request refuses it (its ApiError); returns when it expires."""
     expiry = request.app[keys.CONFIG].core.direct_upload_expiry_seconds
     async with request.app[keys.POOL].acquire() as conn, conn.cursor() as cur:
         async with cur.begin():
             if await locked_usage(cur, user_id) + size > quota:
                 return None
+            if guest is not None:
+                await guest.on_start.before(cur, size)
             await cur.execute(
                 """INSERT INTO direct_uploads (upload_id, storage_key, owner_id, name, content_type, size, part_size,
-                                               sha256, expires_at)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s)) RETURNING expires_at""",
-                (upload_id, key, user_id, name, content_type, size, part_size, sha256, expiry))
+                                               sha256, expires_at, file_request_id)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s)
+                   RETURNING expires_at""",
+                (upload_id, key, user_id, name, content_type, size, part_size, sha256, expiry,
+                 guest.file_request_id if guest else None))
             (expires_at,) = await cur.fetchone()
-            await record(cur, "upload.started", actor_id=user_id, owner_id=user_id, subject_id=upload_id,
-                         data={"name": name, "size": size, "content_type": content_type})
+            await record(cur, "upload.started", actor_id=None if guest else user_id, owner_id=user_id,
+                         subject_id=upload_id, data={"name": name, "size": size, "content_type": content_type,
+                                                     **({"file_request_id": guest.file_request_id} if guest else {})})
     return expires_at
 
 
@@ -153,10 +165,11 @@ async def _sign(request: web.Request, storage, upload: Pending, number: int) -> 
     return signed.url, seconds
 
 
-async def _signable(request: web.Request) -> tuple[Any, Pending]:
-    principal = await authenticate(request, scope=WRITE)  # a GET, but signing a part is writing
+async def _signable(request: web.Request, owner_id: int | None, file_request_id: str | None) -> tuple[Any, Pending]:
+    if owner_id is None:
+        owner_id = (await authenticate(request, scope=WRITE)).user.id  # a GET, but signing a part is writing
     storage = direct_storage(request)
-    upload = await pending_upload(request, principal.user.id)
+    upload = await pending_upload(request, owner_id, file_request_id)
     if upload.expired or upload.stored_at is not None:
         raise not_found("upload (it may have been completed, aborted or expired: start a new one)")
     return storage, upload
@@ -166,8 +179,8 @@ async def _signable(request: web.Request) -> tuple[Any, Pending]:
            description="The @uppy/aws-s3 signPart call. `expires` is in seconds.", tags=["direct uploads"],
            query=UPLOAD_QUERY, required_query=["key"], responses={501: ""},
            response={"type": "object", "properties": {"url": {"type": "string"}, "expires": {"type": "integer"}}})
-async def sign_part(request: web.Request) -> web.Response:
-    storage, upload = await _signable(request)
+async def sign_part(request: web.Request, owner_id: int | None = None, file_request_id: str | None = None) -> web.Response:
+    storage, upload = await _signable(request, owner_id, file_request_id)
     number = _part_number(request.match_info["part"], upload, storage.part_limits)
     url, seconds = await _sign(request, storage, upload, number)
     return web.json_response({"url": url, "expires": seconds})
@@ -177,8 +190,8 @@ async def sign_part(request: web.Request) -> web.Response:
            query={**UPLOAD_QUERY, "partNumbers": {"type": "string", "description": "comma-separated, e.g. 1,2,3"}},
            required_query=["key", "partNumbers"], responses={501: ""},
            response={"type": "object", "properties": {"presignedUrls": {"type": "object"}}})
-async def sign_batch(request: web.Request) -> web.Response:
-    storage, upload = await _signable(request)
+async def sign_batch(request: web.Request, owner_id: int | None = None, file_request_id: str | None = None) -> web.Response:
+    storage, upload = await _signable(request, owner_id, file_request_id)
     raw = [item.strip() for item in request.query.get("partNumbers", "").split(",") if item.strip()]
     if not raw or len(raw) > MAX_BATCH:
         raise bad_request(f"partNumbers must list 1 to {MAX_BATCH} part numbers, e.g. 1,2,3", code="bad_part_number")
@@ -192,10 +205,11 @@ async def sign_batch(request: web.Request) -> web.Response:
            query=UPLOAD_QUERY, required_query=["key"], responses={409: "", 501: ""},
            response={"type": "array", "items": {"type": "object", "properties": {
                "PartNumber": {"type": "integer"}, "ETag": {"type": "string"}, "Size": {"type": "integer"}}}})
-async def list_parts(request: web.Request) -> web.Response:
-    principal = await authenticate(request, scope=WRITE)
+async def list_parts(request: web.Request, owner_id: int | None = None, file_request_id: str | None = None) -> web.Response:
+    if owner_id is None:
+        owner_id = (await authenticate(request, scope=WRITE)).user.id
     storage = direct_storage(request)
-    upload = await pending_upload(request, principal.user.id)
+    upload = await pending_upload(request, owner_id, file_request_id)
     if upload.stored_at is not None:
         raise ApiError(409, "completing", "this upload is being completed; its parts are already joined")
     try:
@@ -211,15 +225,17 @@ async def list_parts(request: web.Request) -> web.Response:
 @operation("Abort a direct upload: storage drops its parts and the reservation is freed", tags=["direct uploads"],
            description="The @uppy/aws-s3 abortMultipartUpload call.", query=UPLOAD_QUERY, required_query=["key"],
            responses={409: "", 501: ""}, response={"type": "object"})
-async def abort(request: web.Request) -> web.Response:
-    principal = await authenticate(request, scope=WRITE)
+async def abort(request: web.Request, owner_id: int | None = None, file_request_id: str | None = None) -> web.Response:
+    actor_id = None  # a guest's upload: nobody with an account aborted it
+    if owner_id is None:
+        owner_id = actor_id = (await authenticate(request, scope=WRITE)).user.id
     direct_storage(request)
-    upload = await pending_upload(request, principal.user.id)
+    upload = await pending_upload(request, owner_id, file_request_id)
     pool = request.app[keys.POOL]
     if not await claim(pool, upload, unexpired=False):
         raise ApiError(409, "busy", "this upload is being completed or aborted right now")
     try:
-        await discard(request.app, upload, "upload.aborted", reason="canceled", actor_id=principal.user.id)
+        await discard(request.app, upload, "upload.aborted", reason="canceled", actor_id=actor_id)
     except ServiceUnavailable as exc:
         await release(pool, upload.upload_id)
         raise unavailable(f"storage is unavailable, the upload was not aborted: {exc}") from None

@@ -27,11 +27,11 @@ from ..interfaces import PartLimits, ServiceUnavailable, StoredPart, UploadNotFo
 from ..openapi import operation
 from ..pending_uploads import Pending, claim, discard, mark_stored, release, reserved_bytes
 from .artifacts import ARTIFACT
-from .direct_inputs import declared_sha256, direct_storage, parse_parts, pending_upload
+from .direct_inputs import Guest, declared_sha256, direct_storage, parse_parts, pending_upload
 from .errors import ApiError, bad_request, not_found, unavailable
 from .inputs import json_object
 from .sessions import WRITE, authenticate
-from .upload import HEAD_BYTES, check_upload, commit_row, human, limits_for, too_large, usage
+from .upload import HEAD_BYTES, OWNER, check_upload, commit_row, human, limits_for, too_large, usage
 
 log = logging.getLogger("portal.uploads")
 
@@ -115,10 +115,15 @@ def check_parts(stored: list[StoredPart], claimed: dict[int, str], size: int, li
                                                       "artifact": ARTIFACT}})
 async def complete(request: web.Request) -> web.Response:
     principal = await authenticate(request, scope=WRITE)
-    user = principal.user
+    return web.json_response(await complete_upload(request, principal.user))
+
+
+async def complete_upload(request: web.Request, user: User, guest: Guest | None = None) -> dict:
+    """Complete ``user``'s pending upload named by the request: {location, key, artifact}. ``guest``: one a
+    guest sent through a file request, checked against its caps and counted by it."""
     app = request.app
     storage = direct_storage(request)
-    upload = await pending_upload(request, user.id)
+    upload = await pending_upload(request, user.id, guest.file_request_id if guest else None)
     body = await json_object(request, '{"parts": [{"PartNumber": 1, "ETag": "\\"<etag>\\""}]}')
     claimed = parse_parts(body.get("parts"))
     sha256 = declared_sha256(body.get("sha256"), "sha256")
@@ -130,7 +135,7 @@ async def complete(request: web.Request) -> web.Response:
             raise not_found("upload (it expired: start a new one)")
         raise ApiError(409, "busy", "this upload is being completed or aborted right now")
     try:
-        artifact = await _finish(app, storage, upload, user, claimed, sha256 or upload.sha256)
+        artifact = await _finish(app, storage, upload, user, claimed, sha256 or upload.sha256, guest)
     except Refused as refused:
         raise refused.error from None
     except BaseException:
@@ -139,21 +144,21 @@ async def complete(request: web.Request) -> web.Response:
     app[keys.VERIFIER].wake()
     app[keys.METRICS].count_bytes("uploaded", upload.size)
     base = app[keys.CONFIG].core.base_url
-    return web.json_response({"location": f"{base}/api/artifacts/{artifact['id']}", "key": upload.key,
-                              "artifact": artifact})
+    return {"location": f"{base}/api/artifacts/{artifact['id']}", "key": upload.key, "artifact": artifact}
 
 
 async def _refuse(app: web.Application, upload: Pending, user: User, error: ApiError) -> Refused:
     """Abort and delete everything of the upload, then the Refused to raise (503 if storage cannot be told)."""
+    actor_id = None if upload.file_request_id else user.id  # a guest's upload: no account refused it
     try:
-        await discard(app, upload, "upload.aborted", reason=f"refused: {error.message}"[:300], actor_id=user.id)
+        await discard(app, upload, "upload.aborted", reason=f"refused: {error.message}"[:300], actor_id=actor_id)
     except ServiceUnavailable as exc:
         raise unavailable(f"the upload was refused ({error.message}) but storage could not be told: {exc}") from None
     return Refused(error)
 
 
 async def _finish(app: web.Application, storage, upload: Pending, user: User, claimed: dict[int, str],
-                  sha256: str | None) -> dict:
+                  sha256: str | None, guest: Guest | None) -> dict:
     pool = app[keys.POOL]
     try:
         if upload.stored_at is None:
@@ -180,9 +185,16 @@ async def _finish(app: web.Application, storage, upload: Pending, user: User, cl
         raise await _refuse(app, upload, user, refusal) from None
     if upload.size > limits.max_file:
         raise await _refuse(app, upload, user, too_large(plan, limits, 0, limits.max_file))
-    artifact = await commit_row(pool, user, upload.key, upload.name, upload.content_type, upload.size, sha256 or "",
-                                limits, event_data={"via": "direct", "upload_id": upload.upload_id},
-                                direct_upload=upload.upload_id, verified=False)
+    event_data = {"via": "direct", "upload_id": upload.upload_id}
+    if guest is not None:
+        event_data["file_request_id"] = guest.file_request_id
+    try:
+        artifact = await commit_row(pool, user, upload.key, upload.name, upload.content_type, upload.size,
+                                    sha256 or "", limits, event_data=event_data, direct_upload=upload.upload_id,
+                                    hook=guest.on_commit if guest else None, actor_id=None if guest else OWNER,
+                                    verified=False)
+    except ApiError as refusal:  # the file request's caps (closed, expired or full meanwhile)
+        raise await _refuse(app, upload, user, refusal) from None
     if artifact is None:
         held = (await usage(pool, user.id))[0] + await reserved_bytes(pool, user.id) - upload.size
         raise await _refuse(app, upload, user, too_large(plan, limits, held, max(0, limits.quota - held)))

@@ -7,13 +7,26 @@ import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import attrs
 from aiohttp import web
 
 from .. import keys
 from ..pending_uploads import Pending, find
 from .errors import ApiError, bad_request, not_found
+from .upload import CommitHook
 
 _HEX = set("0123456789abcdef")
+
+
+@attrs.frozen
+class Guest:
+    """A direct upload that a guest sends through a file request, into the request owner's artifacts."""
+
+    file_request_id: str
+    max_size: int  # the largest file the request takes now (the owner's plan and quota, the request's bytes left)
+    too_large: Callable[[], ApiError]  # what to tell the guest when a file is larger (nothing of the owner's plan)
+    on_start: CommitHook  # checks the request's caps, counting its pending uploads, as the reservation is written
+    on_commit: CommitHook  # checks them again, and counts and marks the file, as the artifact is written
 
 
 def s3_errors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
@@ -59,11 +72,12 @@ def declared_sha256(value: Any, where: str = "metadata.sha256") -> str | None:
     return value.lower()
 
 
-async def pending_upload(request: web.Request, user_id: int) -> Pending:
-    """The caller's pending upload named by the path's uploadId and the query's key, or 404."""
+async def pending_upload(request: web.Request, user_id: int, file_request_id: str | None = None) -> Pending:
+    """The caller's pending upload named by the path's uploadId and the query's key, or 404 (a guest's:
+    one sent through ``file_request_id``)."""
     upload_id = request.match_info["upload_id"]
     key = request.query.get("key", "")
-    upload = await find(request.app[keys.POOL], user_id, upload_id, key) if key else None
+    upload = await find(request.app[keys.POOL], user_id, upload_id, key, file_request_id) if key else None
     if upload is None:
         raise not_found("upload (it may have been completed, aborted or expired: start a new one)")
     return upload

@@ -98,9 +98,14 @@ async def budget(app: web.Application, req: FileRequest) -> Budget:
 
 @attrs.define
 class RequestCaps:
-    """commit_row's hook: lock the request's row, check it still takes this file, count it and mark it."""
+    """commit_row's hook: lock the request's row, check it still takes this file, count it and mark it.
+
+    ``starting``: a guest's direct upload is being started, not committed — the request's other pending
+    direct uploads count as if received, and nothing is counted or marked yet (``after`` is not called).
+    """
 
     req: FileRequest
+    starting: bool = False
 
     async def before(self, cur, size: int) -> None:
         # commit_row holds the owner's row: a freeze that landed since the page was read is seen here.
@@ -113,16 +118,23 @@ class RequestCaps:
         if row is None or row[0]:
             raise ApiError(410, "request_closed", "the request was closed: it takes no more files")
         closed, expired, max_bytes, max_files, received_bytes, received_files = row
+        if self.starting:
+            await cur.execute("SELECT COALESCE(sum(size), 0), count(*) FROM direct_uploads WHERE file_request_id = %s",
+                              (self.req.id,))
+            pending_bytes, pending_files = await cur.fetchone()
+            received_bytes, received_files = received_bytes + int(pending_bytes), received_files + pending_files
         if expired:
             raise ApiError(410, "request_expired", "the request has expired: it takes no more files")
         if max_files is not None and received_files >= max_files:
-            raise ApiError(410, "request_full", f"the request takes at most {max_files} file(s) and has them all")
+            have = "has them all, or they are on their way" if self.starting else "has them all"
+            raise ApiError(410, "request_full", f"the request takes at most {max_files} file(s) and {have}")
         if max_bytes is not None and received_bytes + size > max_bytes:
             raise ApiError(413, "too_large", f"the request takes at most {human(max_bytes)} in all, and "
                                              f"{human(max(0, max_bytes - received_bytes))} of it is left")
 
     async def after(self, cur, artifact: dict) -> None:
         await cur.execute("UPDATE artifacts SET file_request_id = %s WHERE id = %s", (self.req.id, artifact["id"]))
+        artifact["file_request_id"] = self.req.id
         await cur.execute("UPDATE file_requests SET received_files = received_files + 1, "
                           "received_bytes = received_bytes + %s WHERE id = %s", (artifact["size"], self.req.id))
         await record(cur, "request.file_received", owner_id=self.req.owner.id, subject_id=self.req.id,
@@ -140,26 +152,35 @@ def not_found_page(request: web.Request) -> web.Response:
                      "incomplete, or it stopped working a long time ago.", status=404)
 
 
-async def refusal(app: web.Application, req: FileRequest) -> tuple[int, str, str] | None:
-    """(status, title, message) when the request takes nothing now, else None."""
+async def refusal(app: web.Application, req: FileRequest) -> tuple[int, str, str, str] | None:
+    """(status, code, title, message as HTML) when the request takes nothing now, else None."""
     if req.frozen:
-        return 403, "This request is not available", ("The account that asked for files has been suspended, so "
-                                                      "this request takes nothing for now.")
+        return 403, "owner_suspended", "This request is not available", (
+            "The account that asked for files has been suspended, so this request takes nothing for now.")
     if req.state != "open":
         title, message = _CLOSED[req.state]
-        return 410, title, message.format(expires=time_html(req.expires_at))
+        return 410, f"request_{req.state}", title, message.format(expires=time_html(req.expires_at))
     _plan, rules = await owner_plan(app, req.owner)
     if not rules.file_requests:
-        return 403, "This request is paused", ("The person who asked for files cannot receive them through a "
-                                               "request on their current plan.")
+        return 403, "request_paused", "This request is paused", (
+            "The person who asked for files cannot receive them through a request on their current plan.")
     site = app[keys.SITE].current
     if site.read_only:  # the form's POST would be refused (read_only_guard): say so here instead
-        return 503, "The portal is read-only right now", "It is read-only for maintenance, so this request " \
-            "takes no files for now; try again later." + (f" ({escape(site.banner)})" if site.banner else "")
+        return 503, "read_only", "The portal is read-only right now", "It is read-only for maintenance, so this " \
+            "request takes no files for now; try again later." + (f" ({escape(site.banner)})" if site.banner else "")
     if site.uploads_paused:
-        return 503, "Uploads are paused", "Uploads are paused for maintenance; try again later." + (
+        return 503, "uploads_paused", "Uploads are paused", "Uploads are paused for maintenance; try again later." + (
             f" ({escape(site.banner)})" if site.banner else "")
     return None
+
+
+def _direct_attributes(request: web.Request) -> str:
+    """With script, files above DIRECT_UPLOAD_THRESHOLD go straight to storage (portal_core/web/request_direct.py)
+    when the storage offers it; the form says where, and from what size."""
+    if request.app[keys.DIRECT_UPLOADS] is None:
+        return ""
+    threshold = request.app[keys.CONFIG].core.direct_upload_threshold
+    return (f' data-direct-endpoint="/api{escape(_base(request))}" data-direct-threshold="{int(threshold)}"')
 
 
 def _form(request: web.Request, req: FileRequest, room: Budget) -> str:
@@ -172,7 +193,7 @@ def _form(request: web.Request, req: FileRequest, room: Budget) -> str:
             "their files in the portal; you need no account.</p>"
             f'<dl class="facts">{"".join(facts)}</dl>'
             f'<form method="post" action="{escape(_base(request))}" enctype="multipart/form-data" class="stack" '
-            'data-enhance="upload-progress" data-testid="request-form">'
+            f'data-enhance="upload-progress"{_direct_attributes(request)} data-testid="request-form">'
             '<label for="request-files">Files to send</label>'
             '<input type="file" id="request-files" name="file" multiple required data-testid="request-files">'
             '<p class="actions"><button type="submit" class="button button-primary button-large" '
@@ -183,7 +204,7 @@ async def page_for(request: web.Request, req: FileRequest, *, notice: str = "", 
     """The request's page as it stands now: the form, or why it takes nothing."""
     stop = await refusal(request.app, req)
     if stop is not None:
-        code, title, message = stop
+        code, _name, title, message = stop
         body = (f'{notice}<p class="notice notice-error" role="alert" data-testid="request-closed">{message}</p>')
         return public_page(request, title, body, status=status if notice else code)
     room = await budget(request.app, req)

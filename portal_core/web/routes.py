@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import openapi
-from . import (account, admin, artifacts, assets, auth, direct, file_requests, health, request_pages, share_pages,
-               shares, tokens, upload)
+from . import (account, admin, artifacts, assets, auth, direct, file_requests, health, request_direct, request_pages,
+               share_pages, shares, tokens, upload)
 
 
 def core_routes() -> list[web.AbstractRouteDef]:
@@ -35,6 +35,7 @@ def core_routes() -> list[web.AbstractRouteDef]:
         *share_pages.routes(),
         *file_requests.routes(),
         *request_pages.routes(),
+        *request_direct.routes(),
         web.get("/api/billing/plans", account.billing_plans),
         web.post("/api/billing/checkout", account.checkout),
         web.post("/api/billing/portal", account.billing_portal),

@@ -232,6 +232,52 @@ async def test_pause_resume_and_a_failed_part_retried(chromium, direct_portal, c
         problems.assert_none()
 
 
+async def pro_owners_request(chromium, portal_url: str, portal_db: str, owner: Person, title: str) -> dict:
+    """``owner`` on the pro plan creates a file request in their browser; its answer (with the link)."""
+    async with open_page(chromium) as (page, problems):
+        await journey.sign_in_dev(page, portal_url, owner)
+        run_sql(portal_db, "INSERT INTO subscriptions (user_id, plan, status, provider) "
+                           "SELECT id, 'pro', 'active', 'dev' FROM users WHERE email = %s", (owner.email,))
+        created = await page.evaluate("""async (title) => {
+            const me = await (await fetch('/api/me')).json();
+            const answer = await fetch('/api/requests', {method: 'POST', body: JSON.stringify({title}),
+                headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token}});
+            return answer.json();
+        }""", title)
+        problems.assert_none()
+    assert created["title"] == title, created
+    return created
+
+
+async def test_a_guest_sends_a_large_file_through_a_request_straight_to_storage(chromium, direct_portal, cors_moto,
+                                                                                 portal_db, tmp_path):
+    """issue 15: on a file request's page, files above the threshold go straight to storage in parts (the
+    portal only signs and completes), smaller ones through the form; both land in the owner's artifacts."""
+    endpoint, _bucket = cors_moto
+    big, small = os.urandom(20 * MiB), b"a small note"  # 20 MiB: three parts (8, 8, 4 MiB)
+    (tmp_path / "survey.bin").write_bytes(big)
+    (tmp_path / "note.txt").write_bytes(small)
+    owner = person("asker")
+    created = await pro_owners_request(chromium, direct_portal.url, portal_db, owner, "Survey data")
+    async with open_page(chromium) as (guest, guest_problems):
+        network = Network(guest, endpoint)
+        await guest.goto(created["url"])
+        await guest.set_input_files("#request-files", [str(tmp_path / "survey.bin"), str(tmp_path / "note.txt")])
+        await guest.get_by_test_id("request-send").click()
+        await expect(guest.get_by_test_id("request-received-direct")).to_contain_text("survey.bin", timeout=60_000)
+        await expect(guest.get_by_test_id("request-received")).to_contain_text("note.txt")
+        await expect(guest.get_by_test_id("request-refused")).to_have_count(0)
+        await screenshot(guest, "request-direct-upload-sent")
+        guest_problems.assert_none()
+    assert sorted(network.part_puts()) == [1, 2, 3]  # the large file's parts, to storage
+    portal = direct_portal.url
+    assert not [url for method, url in network.requests if method == "PUT" and url.startswith(portal)]
+    rows = run_sql(portal_db, "SELECT a.name, a.size, a.sha256, a.file_request_id::text FROM artifacts a "
+                              "JOIN users u ON u.id = a.owner_id WHERE u.email = %s ORDER BY a.name", (owner.email,))
+    assert rows == [("note.txt", len(small), hashlib.sha256(small).hexdigest(), created["id"]),
+                    ("survey.bin", len(big), hashlib.sha256(big).hexdigest(), created["id"])]
+
+
 async def test_a_quarantined_file_shows_why_and_offers_no_download(chromium, direct_portal, portal_db):
     from tests.support.db import create_token
 
@@ -265,47 +311,82 @@ const uppy = new Uppy();
 uppy.use(AwsS3, { endpoint: '/api', shouldUseMultipart: true, headers: { 'X-CSRF-Token': me.csrf_token } });
 window.portalUppy = uppy;
 """
+# A guest on a file request's page: the request's link stands in for a sign-in.
+UPPY_GUEST_RUN = """import { Uppy, AwsS3 } from './uppy.min.mjs';
+const uppy = new Uppy();
+uppy.use(AwsS3, { endpoint: '/api' + window.location.pathname, shouldUseMultipart: true });
+window.portalUppy = uppy;
+"""
+
+
+async def upload_with_uppy(page, portal_url: str, path: str, run: str) -> dict:
+    """Load the real Uppy bundle and the integrator's few lines ``run`` into the portal's page at ``path``,
+    and upload 12 MiB of random bytes with it: {digest, ok, failed, url}."""
+    if not UPPY.exists():
+        pytest.fail(f"{UPPY} is missing: run tests/setup.d/uppy.sh (npm ci of tests/browser/uppy)", pytrace=False)
+
+    async def serve(route) -> None:
+        body = {"/uppy-test/run.mjs": run, "/uppy-test/uppy.min.mjs": UPPY.read_bytes()}[urlsplit(route.request.url).path]
+        await route.fulfill(status=200, body=body, content_type="text/javascript")
+
+    # Uppy and the integrator's few lines are loaded into one of the portal's own pages (under its CSP), as
+    # same-origin modules the test serves: the portal itself is unchanged.
+    await page.route(f"{portal_url}/uppy-test/**", serve)
+    await page.goto(portal_url + path)
+    await page.evaluate("() => import('/uppy-test/run.mjs')")
+    await page.wait_for_function("() => window.portalUppy !== undefined")
+    return await page.evaluate("""async () => {
+        const bytes = new Uint8Array(12 * 1024 * 1024);
+        for (let i = 0; i < bytes.length; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+        const digest = [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))]
+            .map((b) => b.toString(16).padStart(2, '0')).join('');
+        const blob = new Blob([bytes], { type: 'application/octet-stream' });
+        window.portalUppy.addFile({ name: 'from-uppy.bin', type: blob.type, data: blob, meta: { size: blob.size } });
+        const outcome = await window.portalUppy.upload();
+        return { digest, ok: outcome.successful.length, failed: outcome.failed.map((f) => String(f.error)),
+                 url: outcome.successful.length ? outcome.successful[0].uploadURL : null };
+    }""")
+
+
+async def verified_sha256(portal_db, artifact_id: str) -> tuple[str, str]:
+    for _ in range(200):
+        (state, sha) = run_sql(portal_db, "SELECT verification, sha256 FROM artifacts WHERE id = %s", (artifact_id,))[0]
+        if state != "unverified":
+            break
+        await asyncio.sleep(0.05)
+    return state, sha
 
 
 async def test_the_real_uppy_aws_s3_plugin_uploads_through_the_portal_unchanged(chromium, direct_portal, cors_moto,
                                                                                 portal_db):
-    if not UPPY.exists():
-        pytest.fail(f"{UPPY} is missing: run tests/setup.d/uppy.sh (npm ci of tests/browser/uppy)", pytrace=False)
     endpoint, _bucket = cors_moto
     async with open_page(chromium) as (page, problems):
         network = Network(page, endpoint)
         await journey.sign_in_dev(page, direct_portal.url, person("uppy"))
-        async def serve(route) -> None:
-            body = {"/uppy-test/run.mjs": UPPY_RUN, "/uppy-test/uppy.min.mjs": UPPY.read_bytes()}[urlsplit(route.request.url).path]
-            await route.fulfill(status=200, body=body, content_type="text/javascript")
-
-        # Uppy and the integrator's few lines are loaded into one of the portal's own pages (under its CSP), as
-        # same-origin modules the test serves: the portal itself is unchanged.
-        await page.route(f"{direct_portal.url}/uppy-test/**", serve)
-        await page.goto(direct_portal.url + "/account")
-        await page.evaluate("() => import('/uppy-test/run.mjs')")
-        await page.wait_for_function("() => window.portalUppy !== undefined")
-        result = await page.evaluate("""async () => {
-            const bytes = new Uint8Array(12 * 1024 * 1024);
-            for (let i = 0; i < bytes.length; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
-            const digest = [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))]
-                .map((b) => b.toString(16).padStart(2, '0')).join('');
-            const blob = new Blob([bytes], { type: 'application/octet-stream' });
-            window.portalUppy.addFile({ name: 'from-uppy.bin', type: blob.type, data: blob, meta: { size: blob.size } });
-            const outcome = await window.portalUppy.upload();
-            return { digest, ok: outcome.successful.length, failed: outcome.failed.map((f) => String(f.error)),
-                     url: outcome.successful.length ? outcome.successful[0].uploadURL : null };
-        }""")
+        result = await upload_with_uppy(page, direct_portal.url, "/account", UPPY_RUN)
         assert result["failed"] == [] and result["ok"] == 1, (result, problems.errors, network.requests[-8:])
         assert sorted(network.part_puts()) == [1, 2, 3]  # Uppy's own 5 MiB parts, straight to storage
         (artifact_id, name, size, state) = run_sql(
             portal_db, "SELECT id::text, name, size, verification FROM artifacts WHERE name = 'from-uppy.bin'")[0]
         assert (name, size) == ("from-uppy.bin", 12 * MiB)
         assert result["url"] == f"{direct_portal.url}/api/artifacts/{artifact_id}"
-        for _ in range(200):
-            (state, sha) = run_sql(portal_db, "SELECT verification, sha256 FROM artifacts WHERE id = %s", (artifact_id,))[0]
-            if state != "unverified":
-                break
-            await asyncio.sleep(0.05)
-        assert (state, sha) == ("verified", result["digest"])  # Uppy declares no SHA-256: the portal computed it
+        # Uppy declares no SHA-256: the portal computed it
+        assert await verified_sha256(portal_db, artifact_id) == ("verified", result["digest"])
+        problems.assert_none()
+
+
+async def test_the_real_uppy_aws_s3_plugin_uploads_through_a_file_request_signed_out(chromium, direct_portal,
+                                                                                     cors_moto, portal_db):
+    endpoint, _bucket = cors_moto
+    owner = person("uppy-asker")
+    created = await pro_owners_request(chromium, direct_portal.url, portal_db, owner, "Via Uppy")
+    async with open_page(chromium) as (guest, problems):  # signed out: no session, no token
+        network = Network(guest, endpoint)
+        result = await upload_with_uppy(guest, direct_portal.url, urlsplit(created["url"]).path, UPPY_GUEST_RUN)
+        assert result["failed"] == [] and result["ok"] == 1, (result, problems.errors, network.requests[-8:])
+        assert sorted(network.part_puts()) == [1, 2, 3]
+        (artifact_id, request_id) = run_sql(portal_db, "SELECT id::text, file_request_id::text FROM artifacts "
+                                                       "WHERE name = 'from-uppy.bin' AND file_request_id IS NOT NULL")[0]
+        assert request_id == created["id"]
+        assert await verified_sha256(portal_db, artifact_id) == ("verified", result["digest"])
         problems.assert_none()

@@ -266,6 +266,9 @@ async def test_a_guest_sends_files_from_a_phone_and_the_owner_sees_them(chromium
         await page.locator("#nav-artifacts").click()
         for name in [*photos, "notes.txt"]:
             await expect(journey.artifact_row(page, name)).to_have_count(1)
+            marked = journey.artifact_row(page, name).get_by_test_id("artifact-from-request")
+            await expect(marked).to_have_text("sent through a file request")  # marked with the request
+        await expect(page.get_by_test_id("artifact-from-request")).to_have_count(3)
 
         async with open_page(chromium, color_scheme=scheme) as (guest, guest_problems):
             response = await guest.goto(url)

@@ -495,6 +495,13 @@ async def test_a_storage_without_direct_uploads_answers_501_and_the_streamed_upl
     form.add_field("file", b"still fine", filename="a.txt")
     response = await client.post("/api/artifacts", data=form, headers=headers)
     assert response.status == 201 and (await response.json())["verification"] == "verified"
+    # A file request's page then offers only the form, and its direct path answers 501 too.
+    run_sql(database_url, "INSERT INTO subscriptions (user_id, plan, status, provider) SELECT id, 'pro', 'active', 'dev' FROM users")
+    token = (await (await client.post("/api/requests", headers=headers, json={"title": "t"})).json())["url"].rsplit("/", 1)[1]
+    page = await (await client.get(f"/r/{token}")).text()
+    assert 'data-enhance="upload-progress"' in page and "data-direct-endpoint" not in page
+    response = await client.post(f"/api/r/{token}/s3/multipart", json={"filename": "a", "metadata": {"size": 1}})
+    assert response.status == 501 and (await response.json())["error"]["code"] == "direct_uploads_unsupported"
 
 
 async def test_two_starts_racing_for_the_last_room_in_the_quota_get_one_reservation(start):
@@ -584,3 +591,239 @@ async def test_a_share_link_to_a_quarantined_file_does_not_serve_it_nor_count(st
         assert response.status == 409
         assert "quarantined" in await response.text()
     assert run_sql(portal.database_url, "SELECT downloads FROM shares") == [(0,)]
+
+
+async def test_keys_are_the_portals_and_uploads_expire_after_the_setting(start):
+    """A key the client sends is ignored; the upload expires DIRECT_UPLOAD_EXPIRY_SECONDS after it started
+    (24 hours unless set)."""
+    import datetime as dt
+
+    portal = await start("dev")
+    ada = await portal.user()
+    user_id = run_sql(portal.database_url, "SELECT id FROM users")[0][0]
+    created = await ada.call("POST", "/api/s3/multipart", body={
+        "filename": "a.bin", "key": "somebody-else/secret.bin", "metadata": {"size": 5, "key": "../../etc/passwd"}})
+    assert created["key"].startswith(f"{user_id}/") and "secret" not in created["key"] and ".." not in created["key"]
+    assert str(uuid.UUID(created["key"].split("/", 1)[1])) == created["key"].split("/", 1)[1]
+    expires = dt.datetime.fromisoformat(created["expiresAt"])
+    left = (expires - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    assert 24 * 3600 - 60 < left <= 24 * 3600
+    assert run_sql(portal.database_url, "SELECT round(EXTRACT(EPOCH FROM expires_at - created_at)) FROM direct_uploads") \
+        == [(24 * 3600,)]
+
+
+async def test_the_expiry_of_pending_uploads_is_a_setting(make_app, aiohttp_client, database_url):
+    import datetime as dt
+
+    app = make_app(DIRECT_UPLOAD_EXPIRY_SECONDS="600")
+    client = await aiohttp_client(app)
+    token = create_token(database_url, create_user(database_url))
+    response = await client.post("/api/s3/multipart", headers={"Authorization": f"Bearer {token}"},
+                                 json={"filename": "a.bin", "metadata": {"size": 5}})
+    assert response.status == 201, await response.text()
+    left = (dt.datetime.fromisoformat((await response.json())["expiresAt"]) - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    assert 540 < left <= 600
+
+
+def test_the_part_size_keeps_every_file_within_10000_parts():
+    from portal_core.interfaces import PartLimits
+    from portal_core.web.direct import max_part_number, part_size_for
+
+    limits = PartLimits(min_size=5 * MiB, max_size=5 * 1024 * MiB, max_parts=10_000, preferred_size=8 * MiB)
+    assert part_size_for(limits, 0) == part_size_for(limits, 10 * MiB) == 8 * MiB
+    assert part_size_for(limits, 10_000 * 8 * MiB) == 8 * MiB  # exactly 10,000 parts of the preferred size
+    for size in (10_000 * 8 * MiB + 1, 100 * 1024**3, 5 * 1024**4 - 1, 10_000 * 5 * 1024 * MiB):
+        part = part_size_for(limits, size)
+        assert part % MiB == 0 and part > 8 * MiB and -(-size // part) <= 10_000, size
+        assert part - MiB < -(-size // 10_000)  # the smallest whole MiB that fits
+    assert max_part_number(limits, 11 * MiB) == 3 and max_part_number(limits, 0) == 1
+    assert max_part_number(limits, 100 * 1024**3) == 10_000
+
+
+async def test_the_dev_storages_part_urls_are_signed_and_expire(start):
+    """The dev storage's part URLs work like presigned S3 URLs: no session needed, but a changed
+    signature, part number or key, or an expired URL, is refused with S3's 403 and stores nothing."""
+    import time
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    portal = await start("dev")
+    ada = await portal.user()
+    created = await ada.create("a.bin", 10, "application/octet-stream")
+    url = await ada.sign(created["uploadId"], created["key"], 1)
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    assert set(query) == {"key", "expires", "signature"} and parts.path.endswith(f"/{created['uploadId']}/1")
+    storage = portal.app[keys.DIRECT_UPLOADS]
+    stale = int(time.time()) - 1
+
+    def variant(path: str = parts.path, **changes) -> str:
+        return f"{parts.scheme}://{parts.netloc}{path}?{urlencode({**query, **changes})}"
+
+    refused = [
+        (variant(signature="0" * 64), "signature we calculated does not match"),
+        (variant(parts.path[:-1] + "2"), "signature we calculated does not match"),  # another part
+        (variant(key=created["key"] + "x"), "signature we calculated does not match"),
+        (variant(expires=str(int(query["expires"]) + 3600)), "signature we calculated does not match"),
+        (variant(expires=str(stale), signature=storage.sign(created["uploadId"], 1, created["key"], stale)),
+         "Request has expired"),
+    ]
+    async with aiohttp.ClientSession() as anyone:  # no cookie, no token: the URL is the authorization
+        for bad, why in refused:
+            async with anyone.put(bad, data=b"0123456789") as response:
+                assert response.status == 403, bad
+                text = await response.text()
+                assert "<Code>AccessDenied</Code>" in text and why in text, text
+        assert await ada.list_parts(created["uploadId"], created["key"]) == []
+        async with anyone.put(url, data=b"0123456789") as response:
+            assert response.status == 200 and response.headers["ETag"]
+    assert [p["PartNumber"] for p in await ada.list_parts(created["uploadId"], created["key"])] == [1]
+
+
+@pytest.mark.parametrize("limit, words", [
+    ("limit_max_file", "the file is larger than the free plan's per-file limit of 60 bytes"),
+    ("limit_quota", "the upload would exceed the free plan's storage quota of 60 bytes (0 bytes already used)")])
+async def test_limits_lowered_after_the_start_are_checked_again_at_complete(portal, limit, words):
+    """The limits are checked again at completion (an admin lowered them meanwhile): 413 naming the limit,
+    the upload aborted in storage, nothing left and the reservation freed."""
+    ada = await portal.user()
+    created = await ada.create("a.bin", 100, "application/octet-stream")
+    etags = await send_parts(ada, created, [os.urandom(100)])
+    run_sql(portal.database_url, f"UPDATE users SET {limit} = 60")
+    with pytest.raises(PortalError) as refused:
+        await ada.complete(created["uploadId"], created["key"], etags)
+    assert (refused.value.status, refused.value.code, refused.value.message) == (413, "too_large", words)
+    assert await portal.leftovers() == []
+    assert portal.rows("direct_uploads") == [] and portal.rows("artifacts") == []
+    assert (await ada.call("GET", "/api/me"))["usage"]["reserved"] == 0
+    (event,) = portal.events("upload.aborted")
+    assert event[2]["reason"] == f"refused: {words}"
+
+
+async def guest_of(portal: Portal, owner: DirectClient, **caps) -> tuple[DirectClient, dict]:
+    """A pro owner's new file request and a client without an account speaking /api/r/<token>."""
+    run_sql(portal.database_url, "INSERT INTO subscriptions (user_id, plan, status, provider) "
+                                 "SELECT id, 'pro', 'active', 'dev' FROM users ON CONFLICT (user_id) DO NOTHING")
+    created = await owner.call("POST", "/api/requests", body={"title": "Build outputs", **caps})
+    session = aiohttp.ClientSession()
+    portal.sessions.append(session)
+    return DirectClient(session, portal.url, {}, endpoint=f"/api/r/{created['url'].rsplit('/', 1)[1]}"), created
+
+
+async def test_a_guest_sends_a_large_file_through_a_request_straight_to_storage(portal, tmp_path):
+    """issue 15: a file request takes the direct path for large files; the file lands in the owner's
+    artifacts, marked with the request, verified, counted by it, and the owner hears of it."""
+    olivia = await portal.user("olivia@example.com")
+    guest, request = await guest_of(portal, olivia, max_files=2)
+    data = os.urandom(PART + 4321)
+    answer = await upload_file(guest, write(tmp_path, data, "scan.tiff"), parallel=2)
+    assert answer["artifact"] == {"name": "scan.tiff", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                  "verification": "unverified"}  # what arrived, nothing of the owner's account
+    (artifact,) = (await olivia.call("GET", "/api/artifacts"))["artifacts"]
+    assert (artifact["name"], artifact["file_request_id"]) == ("scan.tiff", request["id"])
+    assert (await wait_verified(olivia, artifact["id"]))["verification"] == "verified"
+    (listed,) = (await olivia.call("GET", "/api/requests"))["requests"]
+    assert (listed["received_files"], listed["received_bytes"]) == (1, len(data))
+    assert [f["id"] for f in listed["files"]] == [artifact["id"]]
+    assert await portal.leftovers() == [answer["key"]] and portal.rows("direct_uploads") == []
+    owner_id = run_sql(portal.database_url, "SELECT id FROM users")[0][0]
+    events = run_sql(portal.database_url, "SELECT type, actor_id, owner_id, data->>'file_request_id' FROM events "
+                                          "WHERE type IN ('upload.started', 'artifact.created', 'request.file_received')"
+                                          " ORDER BY id")
+    assert events == [("upload.started", None, owner_id, request["id"]), ("artifact.created", None, owner_id, request["id"]),
+                      ("request.file_received", None, owner_id, None)]
+
+
+async def test_a_guests_direct_uploads_count_against_the_requests_caps_and_stay_its_own(portal):
+    olivia = await portal.user("olivia@example.com")
+    guest, request = await guest_of(portal, olivia, max_files=2, max_bytes=30 * MiB)
+    first = await guest.create("a.bin", 10 * MiB, "application/octet-stream")
+    with pytest.raises(PortalError) as refused:  # 10 MiB pending + 21 MiB > 30 MiB
+        await guest.create("b.bin", 21 * MiB, "application/octet-stream")
+    assert (refused.value.status, refused.value.code) == (413, "too_large")
+    assert "the request takes at most 30 MiB in all, and 20 MiB of it is left" in refused.value.message
+    second = await guest.create("b.bin", 5, "text/plain")
+    with pytest.raises(PortalError) as refused:  # two files under way: the request takes no third
+        await guest.create("c.bin", 5, "text/plain")
+    assert (refused.value.status, refused.value.code) == (410, "request_full")
+    assert (await olivia.call("GET", "/api/me"))["usage"]["reserved"] == 10 * MiB + 5  # the owner's quota
+
+    # The pair is the request's: not the owner's own /api/s3, nor another request's link.
+    other, _ = await guest_of(portal, olivia)
+    for who in (olivia, other):
+        with pytest.raises(PortalError) as unknown:
+            await who.list_parts(first["uploadId"], first["key"])
+        assert unknown.value.status == 404
+    await guest.abort(second["uploadId"], second["key"])
+    third = await guest.create("c.bin", 5, "text/plain")  # the aborted one freed its place
+    etags = await send_parts(guest, third, [b"hello"])
+    assert (await guest.complete(third["uploadId"], third["key"], etags))["artifact"]["size"] == 5
+
+    # Closed: nothing more is signed, started or completed (an upload that tries is dropped at once).
+    await olivia.call("DELETE", f"/api/requests/{request['id']}")
+    for attempt in (guest.sign(first["uploadId"], first["key"], 1), guest.create("d.bin", 5, "text/plain"),
+                    guest.complete(first["uploadId"], first["key"], {1: '"x"'})):
+        with pytest.raises(PortalError) as closed:
+            await attempt
+        assert (closed.value.status, closed.value.code) == (410, "request_closed")
+        assert "this request is closed" in closed.value.message
+    assert portal.rows("direct_uploads") == [] and await portal.leftovers() == [third["key"]]
+    assert (await olivia.call("GET", "/api/me"))["usage"]["reserved"] == 0
+    with pytest.raises(PortalError) as unknown:
+        await DirectClient(guest.session, portal.url, {}, endpoint="/api/r/" + "A" * 32).create("x", 1, "text/plain")
+    assert (unknown.value.status, unknown.value.message) == (404, "no such file request")
+    # The token is a secret like a share link's: never indexed, never sent on as a Referer.
+    async with guest.session.get(f"{guest.base_url}{guest.multipart}/{third['uploadId']}", params={"key": "x"}) as response:
+        assert response.status == 404
+        assert (response.headers["X-Robots-Tag"], response.headers["Referrer-Policy"]) == ("noindex, nofollow", "no-referrer")
+    open_one = other.multipart.removesuffix("/s3/multipart")  # /api/r/<token> of the request still open
+    async with guest.session.get(portal.url + open_one.removeprefix("/api")) as response:
+        assert f'data-direct-endpoint="{open_one}" data-direct-threshold="{16 * MiB}"' in await response.text()
+
+
+async def test_a_request_that_fills_up_meanwhile_refuses_the_completion_and_keeps_nothing(start):
+    """Streamed files took the request's room while a guest's parts went up: refused at completion (before
+    it, or under the request's row lock as the artifact would be written), and nothing is kept."""
+    portal = await start("dev")
+    olivia = await portal.user("olivia@example.com")
+    cases = [({"max_files": 1}, "received_files = 1", 410, "request_full",
+              "refused: this request has all the files it takes"),
+             ({"max_bytes": 10}, "received_bytes = 6", 413, "too_large",
+              "refused: the request takes at most 10 bytes in all, and 4 bytes of it is left")]
+    for caps, taken, status, code, reason in cases:
+        guest, request = await guest_of(portal, olivia, **caps)
+        created = await guest.create("a.bin", 5, "text/plain")
+        etags = await send_parts(guest, created, [b"hello"])
+        run_sql(portal.database_url, f"UPDATE file_requests SET {taken} WHERE id = %s", (request["id"],))
+        with pytest.raises(PortalError) as refused:
+            await guest.complete(created["uploadId"], created["key"], etags)
+        assert (refused.value.status, refused.value.code) == (status, code)
+        assert await portal.leftovers() == [] and portal.rows("direct_uploads") == [] and portal.rows("artifacts") == []
+        assert portal.events("upload.aborted")[-1][2]["reason"].startswith(reason)
+
+
+async def test_two_guests_starting_at_once_cannot_overshoot_the_requests_cap(start):
+    """Both starts queue on the owner's row lock (held here until both wait on it), then take the request's
+    row lock in turn: the second sees the first's pending upload and is refused; its upload is aborted."""
+    import psycopg2
+
+    from tests.support.sharing import wait_for_lock_waiters
+
+    portal = await start("dev")
+    olivia = await portal.user("olivia@example.com")
+    guest, _request = await guest_of(portal, olivia, max_files=1)
+    blocker = psycopg2.connect(portal.database_url)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("SELECT id FROM users FOR UPDATE")
+            racing = [asyncio.ensure_future(guest.create(f"{n}.bin", 5, "text/plain")) for n in range(2)]
+            await wait_for_lock_waiters(portal.database_url, at_least=2)
+        blocker.commit()
+    finally:
+        blocker.close()
+    outcomes = await asyncio.gather(*racing, return_exceptions=True)
+    started = [o for o in outcomes if isinstance(o, dict)]
+    refused = [o for o in outcomes if isinstance(o, PortalError)]
+    assert len(started) == 1 and [(r.status, r.code) for r in refused] == [(410, "request_full")]
+    assert refused[0].message == "the request takes at most 1 file(s) and has them all, or they are on their way"
+    assert await portal.leftovers() == [f"pending upload of {started[0]['key']}"]
+    assert [row[0] for row in portal.rows("direct_uploads")] == [started[0]["uploadId"]]

@@ -58,6 +58,9 @@ async def test_a_guest_sends_files_and_the_owner_sees_them_and_the_events(sign_i
         artifacts = (await resp.json())["artifacts"]
     assert sorted(a["name"] for a in artifacts) == sorted(files)
     assert {a["sha256"] for a in artifacts} == {hashlib.sha256(d).hexdigest() for d in files.values()}
+    assert {a["file_request_id"] for a in artifacts} == {created["id"]}  # marked with the request
+    async with owner.request("GET", f"/api/artifacts/{artifacts[0]['id']}") as resp:
+        assert (await resp.json())["file_request_id"] == created["id"]
     async with owner.request("GET", "/api/requests") as resp:
         (listed,) = (await resp.json())["requests"]
     assert (listed["received_files"], listed["received_bytes"]) == (2, sum(map(len, files.values())))
@@ -252,3 +255,32 @@ async def test_while_the_portal_is_read_only_the_request_page_offers_no_form(sig
         assert resp.status == 503
         page = await resp.text()
     assert "read-only for maintenance" in page and 'type="file"' not in page
+
+
+async def test_while_the_portal_is_read_only_the_public_forms_answer_with_a_page(sign_in, client, sql):
+    """A guest's form POST (a file request's files, a share link's password, a scripted download) gets the
+    layout's page saying the portal is read-only — not the API's JSON — and the link's private headers."""
+    from tests.support.sharing import share
+
+    owner = await pro_owner(sign_in, sql)
+    request_url = client.make_url(f"/r/{token_of((await create_request(owner))['url'])}")
+    async with await owner.upload(b"secret", "plans.pdf", "application/pdf") as resp:
+        artifact = await resp.json()
+    share_token = token_of((await share(owner, artifact["id"], password="pw-1234"))["url"])
+    sql("INSERT INTO site_settings (name, value) VALUES ('read_only', 'true'), ('banner', '\"back at 6\"')")
+    await client.server.app[keys.SITE].refresh(client.server.app[keys.POOL])
+    body, content_type = browser_form({"a.txt": b"a"})
+    attempts = [(request_url, body, content_type),
+                (client.make_url(f"/s/{share_token}"), b"password=pw-1234", "application/x-www-form-urlencoded"),
+                (client.make_url(f"/s/{share_token}/download"), b"password=pw-1234", "application/x-www-form-urlencoded")]
+    async with aiohttp.ClientSession() as guest:
+        for url, data, kind in attempts:
+            async with guest.post(url, data=data, headers={"Content-Type": kind}, allow_redirects=False) as resp:
+                assert resp.status == 503, url
+                assert resp.content_type == "text/html", url
+                assert {k: resp.headers.get(k) for k in PRIVATE} == PRIVATE
+                page = await resp.text()
+            assert "The portal is read-only right now" in page and "nothing was changed" in page and "back at 6" in page
+    async with owner.request("POST", "/api/requests", json={"title": "x"}) as resp:  # the API still answers JSON
+        assert resp.status == 503 and (await resp.json())["error"]["code"] == "read_only"
+    assert sql("SELECT count(*) FROM artifacts") == [(1,)] and sql("SELECT downloads FROM shares") == [(0,)]

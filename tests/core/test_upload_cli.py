@@ -116,3 +116,32 @@ async def test_portal_upload_says_why_it_failed_and_exits_non_zero(dev_portal, d
     assert code == 1 and "cannot reach the portal" in err
     code, out, err = await finished(await portal_upload(str(small), *url, *state, env={"PORTAL_TOKEN": token}))
     assert code == 0 and "small.txt: uploaded as artifact" in out
+
+
+def test_a_terminal_shows_a_progress_bar_and_a_pipe_shows_none():
+    import io
+
+    from portal_core.upload_cli import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        progress = Progress("a-rather-long-build-artifact-name.tar.gz", stream)
+        progress(0, 4 * MiB)
+        progress(4 * MiB, 4 * MiB)  # the end is always drawn
+        progress.end()
+    assert pipe.getvalue() == ""
+    last = terminal.getvalue().split("\r")[-1]
+    assert last.startswith("a-rather-long-build-artifact-…  [" + "#" * 24 + "] 100%  4.0 MiB / 4.0 MiB  ")
+    assert last.rstrip().endswith("/s") and terminal.getvalue().endswith("\n")
+
+
+async def test_portal_upload_refuses_a_parallelism_below_one(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"a")
+    code, _out, err = await finished(await portal_upload(str(path), "--base-url", "http://127.0.0.1:9", "--token", "t",
+                                                         "--parallel", "0"))
+    assert code == 64 and "--parallel must be 1 or more" in err

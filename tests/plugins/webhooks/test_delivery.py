@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import json
 
+import aiohttp
 import psycopg2
 import pytest
 from standardwebhooks import Webhook
@@ -153,3 +154,24 @@ async def test_queueing_an_event_twice_queues_it_once(portal_client, receiver, p
         assert await queue_event(cur, event) == 0  # at-least-once delivery of the event: one message
     (delivery,) = await receiver.wait_for(1)
     assert Webhook(hook["secret"]).verify(delivery.body, delivery.headers)["data"]["event_id"] == 987654
+
+
+async def test_a_file_a_guest_sends_through_a_request_reaches_the_owners_webhook(portal_client, receiver, portal_db):
+    """issue 15: the owner learns of received files through request.file_received, so by webhook."""
+    from tests.support.sharing import browser_form
+
+    ada = await signed_in(portal_client, "ada@example.com")
+    run_sql(portal_db, "INSERT INTO subscriptions (user_id, plan, status, provider) "
+                       "SELECT id, 'pro', 'active', 'dev' FROM users WHERE email = 'ada@example.com'")
+    hook = await endpoint(ada, receiver.url, ["request.file_received"])
+    created = await (await ada.post("/api/requests", json={"title": "Scans"})).json()
+    body, content_type = browser_form({"scan.pdf": b"%PDF-1.7 scan"})
+    page = portal_client.make_url("/r/" + created["url"].rsplit("/", 1)[1])
+    async with aiohttp.ClientSession() as guest, guest.post(page, data=body, headers={"Content-Type": content_type}) as response:
+        assert response.status == 201, await response.text()
+    (delivery,) = await receiver.wait_for(1)
+    payload = Webhook(hook["secret"]).verify(delivery.body, delivery.headers)
+    assert payload["type"] == "request.file_received" and payload["data"]["subject_id"] == created["id"]
+    details = payload["data"]["details"]
+    assert (details["name"], details["size"], details["title"]) == ("scan.pdf", 13, "Scans")
+    assert payload["data"]["actor_id"] is None  # a guest, not the owner
