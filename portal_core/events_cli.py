@@ -85,7 +85,14 @@ async def _retry(pool, plugin: str) -> int:
 
     count = await retry_parked(pool, plugin)
     if count == 0:
-        print(f"portal events retry: {plugin!r} has no parked deliveries", file=sys.stderr)
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT plugin FROM event_consumers ORDER BY plugin")
+            known = [row[0] for row in await cur.fetchall()]
+        if plugin not in known:
+            print(f"portal events retry: no plugin named {plugin!r} receives events "
+                  f"(plugins that do: {', '.join(known) or 'none'})", file=sys.stderr)
+        else:
+            print(f"portal events retry: {plugin!r} has no parked deliveries", file=sys.stderr)
         return 1
     print(f"requeued {count} parked delivery(ies) for {plugin}; a running portal delivers them now")
     return 0

@@ -10,7 +10,9 @@ event's own transaction (schema.sql). Every process runs one delivery loop per c
   its row back with a backoff, its attempts and last error kept, and is **parked** after
   ``EVENTS_MAX_ATTEMPTS`` (``portal events`` lists it, ``portal events retry PLUGIN`` requeues it);
 * it sleeps until ``NOTIFY portal_events`` (sent by the trigger, so only once the event's transaction
-  has committed), the next retry falls due, or ``POLL_SECONDS`` pass, whichever is first.
+  has committed), the next retry falls due, or ``EVENTS_POLL_SECONDS`` pass, whichever is first.
+
+/metrics shows each plugin's pending and parked deliveries (:mod:`portal_core.event_metrics`).
 
 Consumers are independent tasks: a slow or failing plugin delays no other plugin, and never the
 request that recorded the event.
@@ -31,6 +33,7 @@ import psycopg2
 from aiohttp import web
 
 from . import keys
+from .event_metrics import DeliveryMetrics
 from .events import EVENT_COLUMNS, Event
 from .tasks import stop_tasks
 
@@ -59,6 +62,7 @@ class OutboxSettings:
     max_attempts: int
     retry_seconds: float
     handler_timeout: float
+    poll_seconds: float = POLL_SECONDS
 
     @property
     def lease_seconds(self) -> float:
@@ -74,8 +78,6 @@ class Consumer:
     call: Callable[..., list]
     is_async: bool
     wake: asyncio.Event = attrs.field(factory=asyncio.Event)
-    delivered: int = 0
-    failed: int = 0
 
 
 def consumers_of(pm) -> list[Consumer]:
@@ -106,6 +108,7 @@ class Outbox:
         self.consumers = consumers
         self.settings = settings
         self._tasks: list[asyncio.Task] = []
+        self.metrics = DeliveryMetrics(app[keys.METRICS], lambda: self.pool) if keys.METRICS in app else None
 
     @property
     def pool(self):
@@ -145,7 +148,7 @@ class Outbox:
                 raise
             except Exception as exc:  # the database going away must not end delivery: poll meanwhile
                 log.warning("event notifications unavailable (%s); polling every %gs until they are back",
-                            _first_line(exc), POLL_SECONDS)
+                            _first_line(exc), self.settings.poll_seconds)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
@@ -179,10 +182,10 @@ class Outbox:
                     "WHERE plugin = %s AND parked_at IS NULL", (consumer.plugin,))
                 (seconds,) = await cur.fetchone()
         except (psycopg2.Error, OSError, asyncio.TimeoutError):
-            return POLL_SECONDS
+            return self.settings.poll_seconds
         if seconds is None:
-            return POLL_SECONDS
-        return min(max(float(seconds), 0.01), POLL_SECONDS)
+            return self.settings.poll_seconds
+        return min(max(float(seconds), 0.01), self.settings.poll_seconds)
 
     async def deliver_batch(self, consumer: Consumer) -> int:
         """Claim up to BATCH due deliveries for ``consumer``, deliver them in order; returns how many were claimed."""
@@ -202,10 +205,12 @@ class Outbox:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                consumer.failed += 1
+                if self.metrics:
+                    self.metrics.failed(consumer.plugin)
                 await self._failed(consumer, event, attempts, exc)
             else:
-                consumer.delivered += 1
+                if self.metrics:
+                    self.metrics.delivered(consumer.plugin)
                 done.append(event.id)
         if done:
             async with self.pool.acquire() as conn, conn.cursor() as cur:
