@@ -55,6 +55,15 @@ _CLAIM = f"""
     FROM due JOIN events e ON e.id = due.event_id
     WHERE d.plugin = %(plugin)s AND d.event_id = due.event_id
     RETURNING d.attempts, {', '.join('e.' + c.strip() for c in EVENT_COLUMNS.split(','))}"""
+# Seconds until this consumer's next delivery falls due (NULL: none queued), the done ones excluded.
+_NEXT_DUE = """
+    SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now()) FROM event_deliveries
+    WHERE plugin = %(plugin)s AND parked_at IS NULL AND NOT (event_id = ANY(%(done)s::bigint[]))"""
+# Forget the delivered ones and say when the next is due, in one round trip (once per batch: per event when
+# they come one at a time).
+_DONE = f"""
+    WITH gone AS (DELETE FROM event_deliveries WHERE plugin = %(plugin)s AND event_id = ANY(%(done)s::bigint[]))
+    {_NEXT_DUE}"""
 
 
 @attrs.frozen
@@ -157,8 +166,9 @@ class Outbox:
     async def _run(self, consumer: Consumer) -> None:
         while True:
             consumer.wake.clear()
+            next_due: float | None = None
             try:
-                claimed = await self.deliver_batch(consumer)
+                claimed, next_due = await self.deliver_batch(consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database away: try again later, nothing is lost
@@ -167,7 +177,7 @@ class Outbox:
                 await asyncio.sleep(1.0)
             if claimed >= BATCH:
                 continue
-            wait = await self._seconds_to_next(consumer)
+            wait = self._wait(next_due) if claimed else await self._seconds_to_next(consumer)
             # asyncio.timeout, not wait_for: on 3.11, wait_for can lose a cancellation that arrives as its
             # timeout fires, and stop() would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):
@@ -177,24 +187,27 @@ class Outbox:
     async def _seconds_to_next(self, consumer: Consumer) -> float:
         try:
             async with self.pool.acquire() as conn, conn.cursor() as cur:
-                await cur.execute(
-                    "SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now()) FROM event_deliveries "
-                    "WHERE plugin = %s AND parked_at IS NULL", (consumer.plugin,))
+                await cur.execute(_NEXT_DUE, {"plugin": consumer.plugin, "done": []})
                 (seconds,) = await cur.fetchone()
         except (psycopg2.Error, OSError, asyncio.TimeoutError):
             return self.settings.poll_seconds
+        return self._wait(seconds)
+
+    def _wait(self, seconds) -> float:
+        """How long to sleep when the next delivery is due in ``seconds`` (None: nothing queued)."""
         if seconds is None:
             return self.settings.poll_seconds
         return min(max(float(seconds), 0.01), self.settings.poll_seconds)
 
-    async def deliver_batch(self, consumer: Consumer) -> int:
-        """Claim up to BATCH due deliveries for ``consumer``, deliver them in order; returns how many were claimed."""
+    async def deliver_batch(self, consumer: Consumer) -> tuple[int, float | None]:
+        """Claim up to BATCH due deliveries for ``consumer`` and deliver them in order; returns how many were
+        claimed, and in how many seconds the next delivery is due (None: none queued)."""
         async with self.pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(_CLAIM, {"plugin": consumer.plugin, "batch": BATCH,
                                        "lease": self.settings.lease_seconds})
             rows = await cur.fetchall()
         if not rows:
-            return 0
+            return 0, None
         rows.sort(key=lambda row: row[1])
         done: list[int] = []
         for row in rows:
@@ -212,11 +225,10 @@ class Outbox:
                 if self.metrics:
                     self.metrics.delivered(consumer.plugin)
                 done.append(event.id)
-        if done:
-            async with self.pool.acquire() as conn, conn.cursor() as cur:
-                await cur.execute("DELETE FROM event_deliveries WHERE plugin = %s AND event_id = ANY(%s)",
-                                  (consumer.plugin, done))
-        return len(rows)
+        async with self.pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(_DONE, {"plugin": consumer.plugin, "done": done})
+            (next_due,) = await cur.fetchone()
+        return len(rows), next_due
 
     async def _call(self, consumer: Consumer, event: Event) -> None:
         if consumer.is_async:

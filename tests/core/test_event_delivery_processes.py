@@ -50,7 +50,7 @@ async def all_delivered(database_url: str, log: Path, *portals) -> list[dict]:
             return lines
         if loop.time() > deadline:
             logs = "\n".join(p.log()[-1500:] for p in portals)
-            raise AssertionError(f"not delivered within {WAIT_SECONDS}s: {sorted(recorded - {l['id'] for l in lines})} "
+            raise AssertionError(f"not delivered within {WAIT_SECONDS}s: {sorted(recorded - {line['id'] for line in lines})} "
                                  f"missing, {queued} queued\n{logs}")
         await asyncio.sleep(0.05)
 
