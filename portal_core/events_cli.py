@@ -83,13 +83,11 @@ def cmd_events(args) -> int:
 
 
 async def _retry(pool, plugin: str) -> int:
-    from .outbox import retry_parked
+    from .event_queue import consumer_names, retry_parked
 
     count = await retry_parked(pool, plugin)
     if count == 0:
-        async with pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute("SELECT plugin FROM event_consumers ORDER BY plugin")
-            known = [row[0] for row in await cur.fetchall()]
+        known = await consumer_names(pool)
         if plugin not in known:
             print(f"portal events retry: no plugin named {plugin!r} receives events "
                   f"(plugins that do: {', '.join(known) or 'none'})", file=sys.stderr)

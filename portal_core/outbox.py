@@ -12,7 +12,8 @@ event's own transaction (schema.sql). Every process runs one delivery loop per c
 * it sleeps until ``NOTIFY portal_events`` (sent by the trigger, so only once the event's transaction
   has committed), the next retry falls due, or ``EVENTS_POLL_SECONDS`` pass, whichever is first.
 
-/metrics shows each plugin's pending and parked deliveries (:mod:`portal_core.event_metrics`).
+/metrics shows each plugin's pending and parked deliveries (:mod:`portal_core.event_metrics`); what operators
+and housekeeping do to the queues (requeue parked deliveries, purge old events) is in :mod:`portal_core.event_queue`.
 
 Consumers are independent tasks: a slow or failing plugin delays no other plugin, and never the
 request that recorded the event.
@@ -34,12 +35,12 @@ from aiohttp import web
 
 from . import keys
 from .event_metrics import DeliveryMetrics
+from .event_queue import CHANNEL, register_consumers
 from .events import EVENT_COLUMNS, Event
 from .tasks import stop_tasks
 
 log = logging.getLogger("portal.events")
 
-CHANNEL = "portal_events"
 POLL_SECONDS = 5.0
 BATCH = 100
 MAX_BACKOFF_SECONDS = 3600.0
@@ -257,51 +258,6 @@ class Outbox:
         else:
             log.warning("event %s (%s) to %s failed (attempt %d, next in %.1fs): %s", event.id, event.type,
                         consumer.plugin, attempts, delay, error)
-
-
-async def register_consumers(pool, plugins: list[str]) -> None:
-    """Record (or refresh) the consumers this process delivers to; from now on every event queues for them."""
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
-            "INSERT INTO event_consumers (plugin) SELECT unnest(%s::text[]) "
-            "ON CONFLICT (plugin) DO UPDATE SET seen_at = now()", (plugins,))
-
-
-async def forget_stale_consumers(pool, *, days: int = 7) -> int:
-    """Drop consumers no process has registered for ``days`` (uninstalled plugins), with their queues."""
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        async with cur.begin():
-            await cur.execute("DELETE FROM event_consumers WHERE seen_at < now() - make_interval(days => %s) "
-                              "RETURNING plugin", (days,))
-            gone = [row[0] for row in await cur.fetchall()]
-            if gone:
-                await cur.execute("DELETE FROM event_deliveries WHERE plugin = ANY(%s)", (gone,))
-    return len(gone)
-
-
-async def retry_parked(pool, plugin: str) -> int:
-    """Put a plugin's parked deliveries back in its queue (attempts reset); returns how many."""
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        async with cur.begin():
-            await cur.execute(
-                "UPDATE event_deliveries SET parked_at = NULL, attempts = 0, next_attempt_at = now() "
-                "WHERE plugin = %s AND parked_at IS NOT NULL", (plugin,))
-            count = cur.rowcount
-            await cur.execute(f"NOTIFY {CHANNEL}")
-    return count
-
-
-async def purge_old_events(pool, *, days: int, batch: int = 10_000) -> int:
-    """Delete events older than ``days`` (their queued deliveries go with them), in bounded batches."""
-    total = 0
-    while True:
-        async with pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events "
-                "WHERE occurred_at < now() - make_interval(days => %s) ORDER BY id LIMIT %s)", (days, batch))
-            total += cur.rowcount
-            if cur.rowcount < batch:
-                return total
 
 
 def _first_line(exc: BaseException) -> str:
