@@ -61,7 +61,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     app[keys.VERIFIER] = Verifier(app)
     app[keys.OUTBOX] = Outbox(app, consumers_of(pm), OutboxSettings(
         max_attempts=config.core.events_max_attempts, retry_seconds=config.core.events_retry_seconds,
-        handler_timeout=config.core.events_handler_timeout))
+        handler_timeout=config.core.events_handler_timeout, poll_seconds=config.core.events_poll_seconds))
     app.add_routes(core_routes())
     app.add_routes(plugin_static_routes(app[keys.PLUGIN_STATIC]))
     for routes in pm.hook.portal_routes(config=config):

@@ -11,15 +11,17 @@ import sys
 from .events import EVENT_COLUMNS, Event
 
 FOLLOW_POLL_SECONDS = 1.0
-# Read in (txid, id) order and only up to the oldest transaction still running, so an event whose
-# transaction commits after a later id's is printed too, never skipped (see schema.sql, events.txid).
+PAGE_ROWS = 1000
+# Every committed event, in (txid, id) order, each with whether it is settled: its transaction id is below
+# that of every transaction still running, so no event can still commit before it in this order. --follow
+# resumes after the last settled one, so an event whose transaction commits after a later id's is printed
+# too, never skipped (schema.sql, events.txid); unsettled ones already printed are not printed again.
 _PAGE = f"""
-    SELECT {EVENT_COLUMNS}, txid::text FROM events
-    WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
-      AND (txid, id) > (%(txid)s::xid8, %(id)s)
+    SELECT {EVENT_COLUMNS}, txid::text, txid < pg_snapshot_xmin(pg_current_snapshot()) FROM events
+    WHERE (txid, id) > (%(txid)s::xid8, %(id)s)
       AND (%(type)s::text IS NULL OR type = %(type)s)
       AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s)
-    ORDER BY txid, id LIMIT 1000"""
+    ORDER BY txid, id LIMIT {PAGE_ROWS}"""
 _PARKED = """
     SELECT d.plugin, d.event_id, e.type, d.attempts, d.last_error, d.parked_at
     FROM event_deliveries d JOIN events e ON e.id = d.event_id
@@ -81,27 +83,43 @@ def cmd_events(args) -> int:
 
 
 async def _retry(pool, plugin: str) -> int:
-    from .outbox import retry_parked
+    from .event_queue import consumer_names, retry_parked
 
     count = await retry_parked(pool, plugin)
     if count == 0:
-        print(f"portal events retry: {plugin!r} has no parked deliveries", file=sys.stderr)
+        known = await consumer_names(pool)
+        if plugin not in known:
+            print(f"portal events retry: no plugin named {plugin!r} receives events "
+                  f"(plugins that do: {', '.join(known) or 'none'})", file=sys.stderr)
+        else:
+            print(f"portal events retry: {plugin!r} has no parked deliveries", file=sys.stderr)
         return 1
     print(f"requeued {count} parked delivery(ies) for {plugin}; a running portal delivers them now")
     return 0
 
 
 async def _list(pool, args) -> int:
-    cursor = {"txid": "0", "id": 0, "type": args.type, "since": args.since}
+    settled = ("0", 0)  # (txid, id) up to which every event is printed and none can still appear
+    shown: set[int] = set()  # printed after it, not yet settled
     while True:
-        async with pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(_PAGE, cursor)
-            rows = await cur.fetchall()
-        for row in rows:
-            print(json.dumps(Event.from_row(row).to_json(), ensure_ascii=False), flush=True)
-        if rows:
-            cursor["txid"], cursor["id"] = rows[-1][-1], rows[-1][0]
-            continue
+        page, gap = settled, False
+        while True:
+            async with pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(_PAGE, {"txid": page[0], "id": page[1], "type": args.type, "since": args.since})
+                rows = await cur.fetchall()
+            for row in rows:
+                event_id, txid, is_settled = row[0], row[-2], row[-1]
+                if event_id not in shown:
+                    print(json.dumps(Event.from_row(row).to_json(), ensure_ascii=False), flush=True)
+                if is_settled and not gap:
+                    settled = (txid, event_id)
+                    shown.discard(event_id)
+                else:
+                    gap = True
+                    shown.add(event_id)
+            if len(rows) < PAGE_ROWS:
+                break
+            page = (rows[-1][-2], rows[-1][0])
         if not args.follow:
             break
         await asyncio.sleep(FOLLOW_POLL_SECONDS)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from . import keys
-from .outbox import forget_stale_consumers, purge_old_events, register_consumers
+from .event_queue import forget_stale_consumers, purge_old_events, register_consumers
 from .pending_uploads import expire_uploads
 from .tasks import stop_tasks
 from .web.links import ENDED_KEPT_DAYS, purge_ended

@@ -9,13 +9,16 @@ other core modules add their own series with :meth:`Metrics.counter` / :meth:`Me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
                                ProcessCollector)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+log = logging.getLogger("portal.metrics")
+
 # The text format every Prometheus version reads; OpenMetrics is served to scrapers that ask for it.
 PROMETHEUS_TEXT = CONTENT_TYPE_PLAIN_0_0_4
 
@@ -40,6 +43,7 @@ class Metrics:
                                       "Billing webhook deliveries by event type and outcome.", ("type", "outcome"))
         self._schema_gauge: Gauge | None = None
         self._schema_seconds: float | None = None
+        self._refreshers: list[Callable[[], Awaitable[None]]] = []
 
     # ---- what the core records -------------------------------------------------------------------
 
@@ -79,6 +83,18 @@ class Metrics:
                   buckets: Sequence[float] = LATENCY_BUCKETS) -> Histogram:
         """A Histogram on this app's registry."""
         return Histogram(name, documentation, tuple(labels), buckets=tuple(buckets), registry=self.registry)
+
+    def add_refresher(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        """Have ``await refresh()`` run before every scrape, to set gauges read from the database."""
+        self._refreshers.append(refresh)
+
+    async def refresh(self) -> None:
+        """Run the refreshers; one that fails (the database away) is logged and its gauges keep their last value."""
+        for refresh in self._refreshers:
+            try:
+                await refresh()
+            except Exception as exc:
+                log.warning("metrics refresher %s failed: %s", getattr(refresh, "__qualname__", refresh), exc)
 
     # ---- exposition --------------------------------------------------------------------------------
 

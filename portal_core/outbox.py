@@ -10,7 +10,10 @@ event's own transaction (schema.sql). Every process runs one delivery loop per c
   its row back with a backoff, its attempts and last error kept, and is **parked** after
   ``EVENTS_MAX_ATTEMPTS`` (``portal events`` lists it, ``portal events retry PLUGIN`` requeues it);
 * it sleeps until ``NOTIFY portal_events`` (sent by the trigger, so only once the event's transaction
-  has committed), the next retry falls due, or ``POLL_SECONDS`` pass, whichever is first.
+  has committed), the next retry falls due, or ``EVENTS_POLL_SECONDS`` pass, whichever is first.
+
+/metrics shows each plugin's pending and parked deliveries (:mod:`portal_core.event_metrics`); what operators
+and housekeeping do to the queues (requeue parked deliveries, purge old events) is in :mod:`portal_core.event_queue`.
 
 Consumers are independent tasks: a slow or failing plugin delays no other plugin, and never the
 request that recorded the event.
@@ -31,12 +34,13 @@ import psycopg2
 from aiohttp import web
 
 from . import keys
+from .event_metrics import DeliveryMetrics
+from .event_queue import CHANNEL, register_consumers
 from .events import EVENT_COLUMNS, Event
 from .tasks import stop_tasks
 
 log = logging.getLogger("portal.events")
 
-CHANNEL = "portal_events"
 POLL_SECONDS = 5.0
 BATCH = 100
 MAX_BACKOFF_SECONDS = 3600.0
@@ -52,6 +56,15 @@ _CLAIM = f"""
     FROM due JOIN events e ON e.id = due.event_id
     WHERE d.plugin = %(plugin)s AND d.event_id = due.event_id
     RETURNING d.attempts, {', '.join('e.' + c.strip() for c in EVENT_COLUMNS.split(','))}"""
+# Seconds until this consumer's next delivery falls due (NULL: none queued), the done ones excluded.
+_NEXT_DUE = """
+    SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now()) FROM event_deliveries
+    WHERE plugin = %(plugin)s AND parked_at IS NULL AND NOT (event_id = ANY(%(done)s::bigint[]))"""
+# Forget the delivered ones and say when the next is due, in one round trip (once per batch: per event when
+# they come one at a time).
+_DONE = f"""
+    WITH gone AS (DELETE FROM event_deliveries WHERE plugin = %(plugin)s AND event_id = ANY(%(done)s::bigint[]))
+    {_NEXT_DUE}"""
 
 
 @attrs.frozen
@@ -59,6 +72,7 @@ class OutboxSettings:
     max_attempts: int
     retry_seconds: float
     handler_timeout: float
+    poll_seconds: float = POLL_SECONDS
 
     @property
     def lease_seconds(self) -> float:
@@ -74,8 +88,6 @@ class Consumer:
     call: Callable[..., list]
     is_async: bool
     wake: asyncio.Event = attrs.field(factory=asyncio.Event)
-    delivered: int = 0
-    failed: int = 0
 
 
 def consumers_of(pm) -> list[Consumer]:
@@ -106,6 +118,7 @@ class Outbox:
         self.consumers = consumers
         self.settings = settings
         self._tasks: list[asyncio.Task] = []
+        self.metrics = DeliveryMetrics(app[keys.METRICS], lambda: self.pool) if keys.METRICS in app else None
 
     @property
     def pool(self):
@@ -145,7 +158,7 @@ class Outbox:
                 raise
             except Exception as exc:  # the database going away must not end delivery: poll meanwhile
                 log.warning("event notifications unavailable (%s); polling every %gs until they are back",
-                            _first_line(exc), POLL_SECONDS)
+                            _first_line(exc), self.settings.poll_seconds)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
@@ -154,8 +167,9 @@ class Outbox:
     async def _run(self, consumer: Consumer) -> None:
         while True:
             consumer.wake.clear()
+            next_due: float | None = None
             try:
-                claimed = await self.deliver_batch(consumer)
+                claimed, next_due = await self.deliver_batch(consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database away: try again later, nothing is lost
@@ -164,7 +178,7 @@ class Outbox:
                 await asyncio.sleep(1.0)
             if claimed >= BATCH:
                 continue
-            wait = await self._seconds_to_next(consumer)
+            wait = self._wait(next_due) if claimed else await self._seconds_to_next(consumer)
             # asyncio.timeout, not wait_for: on 3.11, wait_for can lose a cancellation that arrives as its
             # timeout fires, and stop() would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):
@@ -174,24 +188,27 @@ class Outbox:
     async def _seconds_to_next(self, consumer: Consumer) -> float:
         try:
             async with self.pool.acquire() as conn, conn.cursor() as cur:
-                await cur.execute(
-                    "SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now()) FROM event_deliveries "
-                    "WHERE plugin = %s AND parked_at IS NULL", (consumer.plugin,))
+                await cur.execute(_NEXT_DUE, {"plugin": consumer.plugin, "done": []})
                 (seconds,) = await cur.fetchone()
         except (psycopg2.Error, OSError, asyncio.TimeoutError):
-            return POLL_SECONDS
-        if seconds is None:
-            return POLL_SECONDS
-        return min(max(float(seconds), 0.01), POLL_SECONDS)
+            return self.settings.poll_seconds
+        return self._wait(seconds)
 
-    async def deliver_batch(self, consumer: Consumer) -> int:
-        """Claim up to BATCH due deliveries for ``consumer``, deliver them in order; returns how many were claimed."""
+    def _wait(self, seconds) -> float:
+        """How long to sleep when the next delivery is due in ``seconds`` (None: nothing queued)."""
+        if seconds is None:
+            return self.settings.poll_seconds
+        return min(max(float(seconds), 0.01), self.settings.poll_seconds)
+
+    async def deliver_batch(self, consumer: Consumer) -> tuple[int, float | None]:
+        """Claim up to BATCH due deliveries for ``consumer`` and deliver them in order; returns how many were
+        claimed, and in how many seconds the next delivery is due (None: none queued)."""
         async with self.pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(_CLAIM, {"plugin": consumer.plugin, "batch": BATCH,
                                        "lease": self.settings.lease_seconds})
             rows = await cur.fetchall()
         if not rows:
-            return 0
+            return 0, None
         rows.sort(key=lambda row: row[1])
         done: list[int] = []
         for row in rows:
@@ -202,16 +219,17 @@ class Outbox:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                consumer.failed += 1
+                if self.metrics:
+                    self.metrics.failed(consumer.plugin)
                 await self._failed(consumer, event, attempts, exc)
             else:
-                consumer.delivered += 1
+                if self.metrics:
+                    self.metrics.delivered(consumer.plugin)
                 done.append(event.id)
-        if done:
-            async with self.pool.acquire() as conn, conn.cursor() as cur:
-                await cur.execute("DELETE FROM event_deliveries WHERE plugin = %s AND event_id = ANY(%s)",
-                                  (consumer.plugin, done))
-        return len(rows)
+        async with self.pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(_DONE, {"plugin": consumer.plugin, "done": done})
+            (next_due,) = await cur.fetchone()
+        return len(rows), next_due
 
     async def _call(self, consumer: Consumer, event: Event) -> None:
         if consumer.is_async:
@@ -240,51 +258,6 @@ class Outbox:
         else:
             log.warning("event %s (%s) to %s failed (attempt %d, next in %.1fs): %s", event.id, event.type,
                         consumer.plugin, attempts, delay, error)
-
-
-async def register_consumers(pool, plugins: list[str]) -> None:
-    """Record (or refresh) the consumers this process delivers to; from now on every event queues for them."""
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
-            "INSERT INTO event_consumers (plugin) SELECT unnest(%s::text[]) "
-            "ON CONFLICT (plugin) DO UPDATE SET seen_at = now()", (plugins,))
-
-
-async def forget_stale_consumers(pool, *, days: int = 7) -> int:
-    """Drop consumers no process has registered for ``days`` (uninstalled plugins), with their queues."""
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        async with cur.begin():
-            await cur.execute("DELETE FROM event_consumers WHERE seen_at < now() - make_interval(days => %s) "
-                              "RETURNING plugin", (days,))
-            gone = [row[0] for row in await cur.fetchall()]
-            if gone:
-                await cur.execute("DELETE FROM event_deliveries WHERE plugin = ANY(%s)", (gone,))
-    return len(gone)
-
-
-async def retry_parked(pool, plugin: str) -> int:
-    """Put a plugin's parked deliveries back in its queue (attempts reset); returns how many."""
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        async with cur.begin():
-            await cur.execute(
-                "UPDATE event_deliveries SET parked_at = NULL, attempts = 0, next_attempt_at = now() "
-                "WHERE plugin = %s AND parked_at IS NOT NULL", (plugin,))
-            count = cur.rowcount
-            await cur.execute(f"NOTIFY {CHANNEL}")
-    return count
-
-
-async def purge_old_events(pool, *, days: int, batch: int = 10_000) -> int:
-    """Delete events older than ``days`` (their queued deliveries go with them), in bounded batches."""
-    total = 0
-    while True:
-        async with pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events "
-                "WHERE occurred_at < now() - make_interval(days => %s) ORDER BY id LIMIT %s)", (days, batch))
-            total += cur.rowcount
-            if cur.rowcount < batch:
-                return total
 
 
 def _first_line(exc: BaseException) -> str:

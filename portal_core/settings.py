@@ -155,6 +155,9 @@ class CoreSettings:
                                           hint="first retry delay of a failed event delivery; doubles each time, up to 1 hour")
     events_handler_timeout: float = setting("EVENTS_HANDLER_TIMEOUT", default=30.0, check=_positive,
                                             hint="seconds a portal_event handler may take before it counts as failed")
+    events_poll_seconds: float = setting(
+        "EVENTS_POLL_SECONDS", default=5.0, check=_positive,
+        hint="seconds between checks for due event deliveries; a committed event wakes delivery at once (NOTIFY)")
     trace_hooks: bool = setting("PORTAL_TRACE_HOOKS", default=False,
                                 hint="true logs every hook call with its plugins, duration and outcome")
     shutdown_delay_seconds: int = setting(

@@ -141,6 +141,7 @@ async def metrics(request: web.Request) -> web.Response:
     if not is_operator(request):
         return json_error(401, "unauthenticated", "/metrics needs the operators' bearer token (OPS_TOKEN)",
                           **{"WWW-Authenticate": 'Bearer realm="portal-ops"'})
+    await request.app[keys.METRICS].refresh()
     body, content_type = request.app[keys.METRICS].render(request.headers.get("Accept", ""))
     # Content-Type is set whole (the exposition format's own media type), so a scraper never has to guess.
     return web.Response(body=body, headers={"Content-Type": content_type, **NO_STORE})

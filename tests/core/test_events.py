@@ -112,7 +112,7 @@ async def test_an_event_whose_transaction_commits_after_a_later_one_is_not_skipp
 
 async def test_a_failing_handler_is_retried_then_parked_then_requeued(integrator, sign_in, database_url):
     from portal_core.keys import POOL
-    from portal_core.outbox import retry_parked
+    from portal_core.event_queue import retry_parked
 
     integrator.fail_types.add("token.created")
     browser = await sign_in("ada@example.com", on=integrator.client)

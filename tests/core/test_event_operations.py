@@ -1,0 +1,91 @@
+"""What an operator sees of event delivery: pending and parked deliveries per plugin on /metrics, and
+housekeeping deleting events past EVENTS_RETENTION_DAYS (their queued deliveries with them)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from portal_core import hookimpl
+from tests.support.db import run_sql
+
+OPS_TOKEN = "ops-" + "5" * 28
+
+
+class Failing:
+    """Every delivery raises."""
+
+    __name__ = "failing"
+
+    @hookimpl
+    async def portal_event(self, event, app):
+        raise RuntimeError("the chat service is down")
+
+
+class Gated:
+    """Every delivery waits until the test opens the gate."""
+
+    __name__ = "gated"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.received: list[int] = []
+
+    @hookimpl
+    async def portal_event(self, event, app):
+        await self.gate.wait()
+        self.received.append(event.id)
+
+
+async def scrape(client) -> dict[str, float]:
+    response = await client.get("/metrics", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+    assert response.status == 200, await response.text()
+    text = await response.text()
+    return {match[1]: float(match[2]) for match in re.finditer(r"^(portal_event_deliver\S+) (\S+)$", text, re.M)}
+
+
+async def until(predicate, what: str) -> None:
+    for _ in range(400):
+        if predicate():
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"never: {what}")
+
+
+async def test_metrics_show_pending_and_parked_deliveries_per_plugin(make_app, aiohttp_client, sign_in, database_url):
+    gated = Gated()
+    client = await aiohttp_client(make_app(extra_plugins=[Failing(), gated], OPS_TOKEN=OPS_TOKEN,
+                                           EVENTS_MAX_ATTEMPTS="1", EVENTS_RETRY_SECONDS="0.05"))
+    await sign_in("ada@example.com", on=client)  # user.created, user.signed_in
+    parked = "SELECT count(*) FROM event_deliveries WHERE plugin = 'failing' AND parked_at IS NOT NULL"
+    await until(lambda: run_sql(database_url, parked) == [(2,)], "both deliveries to 'failing' parked")
+
+    metrics = await scrape(client)
+    assert metrics['portal_event_deliveries_parked{plugin="failing"}'] == 2
+    assert metrics['portal_event_deliveries_pending{plugin="failing"}'] == 0
+    assert metrics['portal_event_deliveries_pending{plugin="gated"}'] == 2  # held by its handler
+    assert metrics['portal_event_deliveries_parked{plugin="gated"}'] == 0
+    assert metrics['portal_event_deliveries_total{outcome="failed",plugin="failing"}'] == 2
+
+    gated.gate.set()
+    await until(lambda: run_sql(database_url, "SELECT count(*) FROM event_deliveries WHERE plugin = 'gated'") == [(0,)],
+                "the gated plugin's deliveries done")
+    metrics = await scrape(client)
+    assert metrics['portal_event_deliveries_pending{plugin="gated"}'] == 0
+    assert metrics['portal_event_deliveries_total{outcome="delivered",plugin="gated"}'] == 2
+    assert metrics['portal_event_deliveries_parked{plugin="failing"}'] == 2  # parked stays parked
+
+
+async def test_housekeeping_deletes_events_past_the_retention_with_their_deliveries(make_app, aiohttp_client,
+                                                                                    database_url):
+    run_sql(database_url, "INSERT INTO event_consumers (plugin) VALUES ('old_reader')")
+    insert = "INSERT INTO events (type, data, occurred_at) VALUES (%s, '{}', now() - make_interval(days => %s)) RETURNING id"
+    old = run_sql(database_url, insert, ("test.happened", 31))[0][0]
+    kept = run_sql(database_url, insert, ("test.happened", 29))[0][0]
+    assert run_sql(database_url, "SELECT count(*) FROM event_deliveries WHERE plugin = 'old_reader'") == [(2,)]
+
+    await aiohttp_client(make_app(EVENTS_RETENTION_DAYS="30"))  # housekeeping runs its jobs at start
+
+    assert run_sql(database_url, "SELECT id FROM events WHERE type = 'test.happened'") == [(kept,)]
+    assert run_sql(database_url, "SELECT event_id FROM event_deliveries WHERE plugin = 'old_reader'") == [(kept,)]
+    assert old != kept
