@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 import attrs
 
 from . import backends
-from .config import ByteSize, ConfigError, ConfigProblem, ConfigSection, parse_bool, parse_size, read_section, setting
+from .config import (ByteSize, ConfigError, ConfigProblem, ConfigSection, parse_bool, parse_size, read_section,
+                     secret_values, setting)
+from .redact import mask, secret_parts
 
 DEFAULT_LIMITS = {
     "free": (100 * 1024**2, 1024**3),
@@ -49,8 +51,19 @@ def _http_url(value: str) -> str | None:
 
 
 def _postgres_url(value: str) -> str | None:
-    if urlsplit(value).scheme not in ("postgres", "postgresql"):
-        return "must be a postgresql:// URL"
+    """A postgresql:// URL libpq can read; what is wrong is said with its secret parts masked."""
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import parse_dsn
+
+    try:
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgres", "postgresql"):
+            return "must be a postgresql:// URL"
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+        parse_dsn(value)
+    except (ValueError, ProgrammingError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"is not a URL PostgreSQL can use: {mask(detail, secret_parts(value))}"
     return None
 
 
@@ -212,6 +225,11 @@ class Config:
     core: CoreSettings
     sections: Mapping[str, Any]
     selections: Mapping[str, backends.Selection]
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value in the configuration (see :func:`portal_core.config.secret_values`): logs mask them."""
+        return tuple(secret for section in (self.core, *self.sections.values()) if section is not None
+                     for secret in secret_values(section))
 
     def backend_settings(self, service: str) -> Any:
         return self.sections.get(f"{service}:{self.selections[service].backend.name}")
