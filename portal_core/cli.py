@@ -77,7 +77,7 @@ def cmd_serve(args) -> int:
     from .app import create_app
     from .db import DatabaseUnavailable
     from .devdb import NoPostgres, throwaway_postgres
-    from .serve import serve
+    from .serve import Timeouts, serve
 
     pm, config = _config_or_exit(args)
     core = config.core
@@ -95,7 +95,8 @@ def cmd_serve(args) -> int:
         try:
             # Not web.run_app: its shutdown stops reading request bodies, so uploads in flight could never finish.
             serve(app, host=core.host, port=core.port, grace=core.shutdown_grace_seconds,
-                  delay=core.shutdown_delay_seconds)
+                  delay=core.shutdown_delay_seconds,
+                  timeouts=Timeouts(core.http_header_timeout_seconds, core.http_body_idle_timeout_seconds))
         except DatabaseUnavailable as exc:
             log.error("%s", exc)
             print(f"portal: {mask(str(exc), config.secrets())}", file=sys.stderr)

@@ -187,6 +187,13 @@ class CoreSettings:
         "DIRECT_UPLOAD_THRESHOLD", default=ByteSize(16 * 1024**2), check=_not_negative,
         hint="the browser sends files larger than this straight to storage in parallel parts; smaller ones "
              "through the portal (0: every file goes straight to storage)")
+    http_header_timeout_seconds: float = setting(
+        "HTTP_HEADER_TIMEOUT_SECONDS", default=60.0, check=_positive,
+        hint="seconds a connection gets to send a complete request head; slower ones are closed (408)")
+    http_body_idle_timeout_seconds: float = setting(
+        "HTTP_BODY_IDLE_TIMEOUT_SECONDS", default=120.0, check=_positive,
+        hint="seconds an upload's body may send nothing before the connection is cut (a slow upload that "
+             "keeps moving is never cut)")
     plan_limits: dict[str, str] = setting("PLAN_", prefix=True, check=_plan_limits,
                                           hint="PLAN_<NAME>_MAX_FILE, _QUOTA, _SHARE_MAX_DAYS, _SHARE_PASSWORDS and "
                                                "_FILE_REQUESTS, e.g. PLAN_FREE_QUOTA=1GiB")
