@@ -122,3 +122,26 @@ async def test_only_the_post_sign_out_ends_a_session(sign_in, sql) -> None:
     resp = await browser.post("/auth/logout")
     assert resp.status == 302
     assert sql("SELECT count(*) FROM sessions") == [(0,)]
+
+
+async def test_no_get_route_ends_or_replaces_a_signed_in_session(sign_in, client, sql) -> None:
+    """Every GET route the portal has, asked by a signed-in browser (with made-up ids, and with ``next``
+    pointing off-site): the session is the same one afterwards and still works."""
+    browser = await sign_in("ada@example.com")
+    before = sql("SELECT id_hash, user_id, csrf_token FROM sessions")
+    paths = set()
+    for resource in client.app.router.resources():
+        if not any(route.method == "GET" for route in resource):
+            continue
+        info = resource.get_info()
+        path = info.get("path") or info.get("formatter", "")
+        paths.add(re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000000", path))
+    assert {"/auth/login", "/auth/callback", "/login", "/dev/login"} <= paths
+    for path in sorted(paths):
+        async with browser.get(path + "?next=//evil.example&state=x&code=y") as resp:
+            assert resp.status < 500, (path, resp.status, await resp.text())
+            assert "portal_session" not in resp.cookies, path
+            location = resp.headers.get("Location", "")
+            assert "evil.example" not in location, (path, location)
+    assert sql("SELECT id_hash, user_id, csrf_token FROM sessions") == before
+    assert (await browser.get("/api/me")).status == 200
