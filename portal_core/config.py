@@ -239,16 +239,14 @@ def read_section(cls: type, env: Mapping[str, str], *, dev_mode: bool) -> tuple[
 
 
 def secret_values(instance: Any) -> list[str]:
-    """Every secret string a section holds: its ``secret=True`` settings' values and the secret parts of the
-    others (a URL's password, ``?password=``), for :func:`portal_core.redact.mask` to keep out of every message."""
+    """The values of a section's ``secret=True`` settings, for :func:`portal_core.redact.mask` to keep out of
+    every log line. (A URL's password and secret parameters are masked wherever a URL appears; a malformed
+    URL's are masked by those that report it, with :func:`portal_core.redact.secret_parts`.)"""
     found: list[str] = []
     for field, meta in fields_of(type(instance)):
         value = getattr(instance, field.name)
-        items = value.values() if meta["prefix"] else [value]
-        for item in items:
-            if item is None:
-                continue
-            found += [str(item)] if meta["secret"] else secret_parts(str(item))
+        if meta["secret"] and value is not None:
+            found += [str(item) for item in value.values()] if meta["prefix"] else [str(value)]
     return found
 
 

@@ -12,7 +12,7 @@ import attrs
 from . import backends
 from .config import (ByteSize, ConfigError, ConfigProblem, ConfigSection, parse_bool, parse_size, read_section,
                      secret_values, setting)
-from .redact import mask, secret_parts
+from .redact import loggable_secrets, mask, secret_parts
 
 DEFAULT_LIMITS = {
     "free": (100 * 1024**2, 1024**3),
@@ -234,9 +234,9 @@ class Config:
     selections: Mapping[str, backends.Selection]
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value in the configuration (see :func:`portal_core.config.secret_values`): logs mask them."""
-        return tuple(secret for section in (self.core, *self.sections.values()) if section is not None
-                     for secret in secret_values(section))
+        """The values of every setting declared secret (see :func:`portal_core.config.secret_values`): logs mask them."""
+        return loggable_secrets(secret for section in (self.core, *self.sections.values()) if section is not None
+                                for secret in secret_values(section))
 
     def backend_settings(self, service: str) -> Any:
         return self.sections.get(f"{service}:{self.selections[service].backend.name}")

@@ -77,6 +77,12 @@ def test_a_malformed_database_url_is_refused_without_its_password(url, tmp_path)
     assert SECRET not in result.stdout + result.stderr
 
 
+def test_a_short_password_libpq_quotes_alone_is_masked_too(tmp_path) -> None:
+    result = check_config({"DATABASE_URL": "postgresql://portal:p%zz9@db.internal/portal"}, tmp_path)
+    assert result.returncode == 78 and "invalid percent-encoded token" in result.stderr, result.stderr
+    assert "p%zz9" not in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("url", [
     f"postgresql://portal@db.internal/portal?password={SECRET}",
     f"postgresql://portal:p%40{SECRET}@db.internal/portal",
