@@ -258,7 +258,8 @@ def describe(instance: Any) -> list[tuple[str, str]]:
         value = getattr(instance, field.name)
         if meta["prefix"]:
             for key, item in sorted(value.items()):
-                rows.append((meta["env"] + key.upper(), "********" if meta["secret"] else mask(str(item), secret_parts(str(item)))))
+                shown = "********" if meta["secret"] else mask(str(item), secret_parts(str(item)))
+                rows.append((meta["env"] + key.upper(), shown))
             continue
         if value is None:
             shown = "(not set)"

@@ -1,7 +1,8 @@
 """Sign-in and sign-out routes: the core side of every auth backend.
 
 /login is the sign-in page (its links carry ``next`` as the server judged it, see next_path.py);
-/auth/login sends a signed-in browser on to ``next`` and otherwise keeps the backend's login state in a server-side pre-login session and redirects;
+/auth/login sends a signed-in browser on to ``next``, and otherwise keeps the backend's login state in a
+server-side pre-login session and redirects;
 /auth/callback hands it back to the backend, upserts the user by (issuer, subject) and starts a fresh
 session; /auth/logout deletes the session and follows the backend's logout URL.
 """

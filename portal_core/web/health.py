@@ -134,7 +134,8 @@ async def ready(request: web.Request) -> web.Response:
     # Details are for operators, and even they never see a URL's password or a secret parameter.
     detailed = is_operator(request)
     body = {"status": status,
-            "checks": {name: {"status": shown_status(h), **({"detail": mask(h.detail)} if h.detail and detailed else {})}
+            "checks": {name: {"status": shown_status(h),
+                              **({"detail": mask(h.detail)} if h.detail and detailed else {})}
                        for name, h in checks.items()}}
     return web.json_response(body, status=code, headers=NO_STORE)
 
