@@ -8,6 +8,7 @@ the client sees (a 408, a closed connection, a stored or absent file), never how
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 from pathlib import Path
@@ -78,6 +79,20 @@ def test_a_request_head_that_never_finishes_is_answered_408_and_closed(portal, s
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
     assert "no complete request head within 1s (HTTP_HEADER_TIMEOUT_SECONDS)" in portal.log()
+
+
+def test_a_head_that_trickles_in_is_held_to_the_same_deadline(portal) -> None:
+    """The limit is on the whole head, not on the pauses within it: a client sending one header line at a
+    time, each well within the limit, is still closed (the slowloris attack)."""
+    with connect(portal) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: portal\r\n")
+        for i in range(int(HANG / (HEADER_TIMEOUT / 4))):
+            # Stop sending once the portal has answered (sending more would make it reset the connection).
+            if select.select([sock], [], [], HEADER_TIMEOUT / 4)[0]:
+                break
+            sock.sendall(f"X-Slow-{i}: 1\r\n".encode())
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
 
 
 def test_a_connection_that_sends_nothing_is_closed(portal) -> None:
