@@ -307,7 +307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(pm).parse_args(argv)
     args.env, args.pm = env, pm
     func = getattr(args, "func", cmd_serve)
-    return func(args)
+    try:
+        return func(args)
+    except Exception:  # noqa: BLE001 - the traceback Python would print, without a URL's password
+        import traceback
+
+        print(mask(traceback.format_exc()).rstrip(), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

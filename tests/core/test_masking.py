@@ -130,3 +130,17 @@ def test_log_lines_and_tracebacks_never_carry_a_secret(formatter) -> None:
     assert SECRET not in text
     if formatter is JsonFormatter:
         assert all(json.loads(line) for line in text.splitlines() if line.startswith("{"))
+
+
+def test_an_unexpected_error_in_a_command_is_printed_without_a_password(monkeypatch, capsys) -> None:
+    from portal_core import cli
+
+    def broken(_args) -> int:
+        raise RuntimeError(f"could not use postgresql://portal:{SECRET}@db.internal/portal?sslpassword={SECRET}")
+
+    monkeypatch.setenv("DEV_MODE", "true")
+    monkeypatch.setattr(cli, "cmd_check_config", broken)
+    assert cli.main(["check-config"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: could not use postgresql://portal:***@db.internal" in err
+    assert SECRET not in err
