@@ -21,6 +21,7 @@ from .admin_cli import EX_NOUSER, add_admin_commands
 from .config import EX_CONFIG, ConfigError, describe, environment
 from .events_cli import add_events_commands
 from .logs import configure_logging
+from .redact import mask
 from .upload_cli import add_upload_command
 
 EX_UNAVAILABLE = 69  # sysexits.h: a service we depend on is unavailable
@@ -76,11 +77,11 @@ def cmd_serve(args) -> int:
     from .app import create_app
     from .db import DatabaseUnavailable
     from .devdb import NoPostgres, throwaway_postgres
-    from .serve import serve
+    from .serve import Timeouts, serve
 
     pm, config = _config_or_exit(args)
     core = config.core
-    configure_logging(core.log_format, core.log_level)
+    configure_logging(core.log_format, core.log_level, config.secrets())
     with contextlib.ExitStack() as stack:
         if core.database_url is None:
             try:
@@ -94,10 +95,11 @@ def cmd_serve(args) -> int:
         try:
             # Not web.run_app: its shutdown stops reading request bodies, so uploads in flight could never finish.
             serve(app, host=core.host, port=core.port, grace=core.shutdown_grace_seconds,
-                  delay=core.shutdown_delay_seconds)
+                  delay=core.shutdown_delay_seconds,
+                  timeouts=Timeouts(core.http_header_timeout_seconds, core.http_body_idle_timeout_seconds))
         except DatabaseUnavailable as exc:
             log.error("%s", exc)
-            print(f"portal: {exc}", file=sys.stderr)
+            print(f"portal: {mask(str(exc), config.secrets())}", file=sys.stderr)
             return EX_UNAVAILABLE
     return 0
 
@@ -185,7 +187,7 @@ def cmd_schema(args) -> int:
     if config.core.database_url is None:
         print("portal: schema apply needs DATABASE_URL", file=sys.stderr)
         return EX_CONFIG
-    configure_logging(config.core.log_format, config.core.log_level)
+    configure_logging(config.core.log_format, config.core.log_level, config.secrets())
 
     async def run():
         pool = await create_pool(config.core.database_url, connect_timeout=config.core.database_connect_timeout)
@@ -200,7 +202,7 @@ def cmd_schema(args) -> int:
     try:
         result = asyncio.run(run())
     except DatabaseUnavailable as exc:
-        print(f"portal: {exc}", file=sys.stderr)
+        print(f"portal: {mask(str(exc), config.secrets())}", file=sys.stderr)
         return EX_UNAVAILABLE
     print(f"schema {result.schema_hash[:12]} applied in {result.seconds * 1000:.0f} ms"
           f"{' (recorded as a new provisioning)' if result.recorded else ' (already provisioned by this build)'}")
@@ -305,7 +307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(pm).parse_args(argv)
     args.env, args.pm = env, pm
     func = getattr(args, "func", cmd_serve)
-    return func(args)
+    try:
+        return func(args)
+    except Exception:  # noqa: BLE001 - the traceback Python would print, without a URL's password
+        import traceback
+
+        print(mask(traceback.format_exc()).rstrip(), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

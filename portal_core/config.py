@@ -16,10 +16,11 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NewType
-from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import cattrs
+
+from .redact import mask, secret_parts
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 
@@ -223,12 +224,13 @@ def read_section(cls: type, env: Mapping[str, str], *, dev_mode: bool) -> tuple[
         try:
             value = CONVERTER.structure(raw, _field_type(cls, field))
         except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
-            message = "is malformed" if meta["secret"] else f"is malformed: {exc}"
+            message = "is malformed" if meta["secret"] else f"is malformed: {mask(str(exc), secret_parts(str(raw)))}"
             problems.append(ConfigProblem(name, message, meta["hint"]))
             continue
         complaint = meta["check"](value) if meta["check"] else None
         if complaint:
-            problems.append(ConfigProblem(name, complaint if meta["secret"] else f"{complaint} (got {raw!r})", meta["hint"]))
+            shown = mask(repr(raw), secret_parts(str(raw)))
+            problems.append(ConfigProblem(name, complaint if meta["secret"] else f"{complaint} (got {shown})", meta["hint"]))
             continue
         values[field.name] = value
     if problems:
@@ -236,38 +238,36 @@ def read_section(cls: type, env: Mapping[str, str], *, dev_mode: bool) -> tuple[
     return cls(**values), []
 
 
-def redact_url(url: str) -> str:
-    """A URL with its password replaced by ***, for logs and messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[1]}"))
+def secret_values(instance: Any) -> list[str]:
+    """The values of a section's ``secret=True`` settings, for :func:`portal_core.redact.mask` to keep out of
+    every log line. (A URL's password and secret parameters are masked wherever a URL appears; a malformed
+    URL's are masked by those that report it, with :func:`portal_core.redact.secret_parts`.)"""
+    found: list[str] = []
+    for field, meta in fields_of(type(instance)):
+        value = getattr(instance, field.name)
+        if meta["secret"] and value is not None:
+            found += [str(item) for item in value.values()] if meta["prefix"] else [str(value)]
+    return found
 
 
 def describe(instance: Any) -> list[tuple[str, str]]:
-    """(variable, printable value) for every setting of a section, secrets redacted."""
+    """(variable, printable value) for every setting of a section: secret settings as ********, and the
+    secret parts of the others (a URL's password, ``?password=``) masked."""
     rows = []
     for field, meta in fields_of(type(instance)):
         value = getattr(instance, field.name)
         if meta["prefix"]:
             for key, item in sorted(value.items()):
-                rows.append((meta["env"] + key.upper(), "********" if meta["secret"] else str(item)))
+                shown = "********" if meta["secret"] else mask(str(item), secret_parts(str(item)))
+                rows.append((meta["env"] + key.upper(), shown))
             continue
         if value is None:
             shown = "(not set)"
         elif meta["secret"]:
             shown = "********"
-        elif isinstance(value, str) and "://" in value:
-            shown = redact_url(value)
-        elif isinstance(value, tuple):
-            shown = ",".join(value)
         else:
-            shown = str(value)
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            shown = mask(text, secret_parts(text))
         rows.append((meta["env"], shown))
     return rows
 

@@ -24,7 +24,7 @@ import psycopg2
 import psycopg2.errors
 
 from . import sqltext
-from .config import redact_url
+from .redact import mask, secret_parts
 
 log = logging.getLogger("portal.db")
 
@@ -43,9 +43,12 @@ def core_schema() -> str:
 
 def describe_target(dsn: str) -> str:
     """host:port/dbname of a DSN, for messages that must not leak the password."""
-    parts = urlsplit(dsn)
-    host = parts.hostname or "localhost (unix socket)"
-    return f"{host}:{parts.port or 5432}{parts.path or ''}"
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname or "localhost (unix socket)"
+        return f"{host}:{parts.port or 5432}{parts.path or ''}"
+    except ValueError:  # a malformed URL (its port, an IPv6 bracket): say only that
+        return "(a malformed DATABASE_URL)"
 
 
 # libpq TCP keepalives: a pooled connection whose server vanished without closing it (a host crash, a
@@ -69,13 +72,18 @@ async def create_pool(dsn: str, *, connect_timeout: float, minsize: int = 1, max
         try:
             return await aiopg.create_pool(dsn, minsize=minsize, maxsize=maxsize, timeout=10,
                                            pool_recycle=300, **keepalives)
-        except (psycopg2.OperationalError, OSError, asyncio.TimeoutError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except (psycopg2.OperationalError, psycopg2.ProgrammingError, OSError, asyncio.TimeoutError) as exc:
+            # libpq may quote the DSN, or a piece of it, in its complaint.
+            reason = mask(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                          secret_parts(dsn))
+            if isinstance(exc, psycopg2.ProgrammingError):  # a DSN libpq cannot read: retrying cannot help
+                raise DatabaseUnavailable(f"DATABASE_URL cannot be used: {reason} "
+                                          f"(DATABASE_URL={mask(dsn, secret_parts(dsn))})") from None
             left = deadline - time.monotonic()
             if left <= 0:
                 raise DatabaseUnavailable(
                     f"database at {describe_target(dsn)} unreachable after {connect_timeout:g}s: {reason} "
-                    f"(DATABASE_URL={redact_url(dsn)})") from None
+                    f"(DATABASE_URL={mask(dsn, secret_parts(dsn))})") from None
             log.warning("database at %s unreachable (%s); retrying for up to %.0fs more",
                         describe_target(dsn), reason, left)
             await asyncio.sleep(min(delay, max(left, 0.05)))

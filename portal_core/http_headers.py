@@ -5,10 +5,13 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import quote
 
+from .display import display_text
+
 
 def ascii_fallback(filename: str) -> str:
     """An ASCII-only, quote-safe stand-in for ``filename`` (for old clients and the plain filename=)."""
-    decomposed = unicodedata.normalize("NFKD", filename)
+    # Bidi controls never reach it (they would make the name display reversed); filename*= keeps them.
+    decomposed = unicodedata.normalize("NFKD", display_text(filename))
     chars = []
     for ch in decomposed:
         if unicodedata.combining(ch):

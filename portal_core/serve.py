@@ -17,9 +17,11 @@ import asyncio
 import logging
 import signal
 
+import attrs
 from aiohttp import web
 
 from . import keys
+from .http_guard import GuardedAppRunner
 
 log = logging.getLogger("portal")
 
@@ -51,10 +53,11 @@ class InFlight:
                 self.idle.set()
 
 
-async def _serve(app: web.Application, host: str, port: int, grace: float, delay: float) -> None:
+async def _serve(app: web.Application, host: str, port: int, grace: float, delay: float, timeouts: Timeouts) -> None:
     in_flight = InFlight()
     app.middlewares.append(in_flight.middleware)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=CANCEL_SECONDS)
+    runner = GuardedAppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=CANCEL_SECONDS,
+                              header_timeout=timeouts.header, body_idle_timeout=timeouts.body_idle)
     loop = asyncio.get_running_loop()
     signals = asyncio.Queue()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -91,10 +94,19 @@ async def _serve(app: web.Application, host: str, port: int, grace: float, delay
     log.info("shutdown complete")
 
 
-def serve(app: web.Application, *, host: str, port: int, grace: float, delay: float = 0) -> None:
+@attrs.frozen
+class Timeouts:
+    """Seconds a connection gets to send a complete request head, and an upload body may send nothing
+    (HTTP_HEADER_TIMEOUT_SECONDS, HTTP_BODY_IDLE_TIMEOUT_SECONDS; see http_guard.py)."""
+
+    header: float
+    body_idle: float
+
+
+def serve(app: web.Application, *, host: str, port: int, grace: float, timeouts: Timeouts, delay: float = 0) -> None:
     """Run ``app`` on host:port until SIGTERM or SIGINT; then answer not-ready for ``delay`` seconds, stop
-    listening, drain for up to ``grace`` seconds and clean up.
+    listening, drain for up to ``grace`` seconds and clean up. Connections are held to ``timeouts``.
 
     Exceptions from startup (e.g. the database being unreachable) propagate to the caller after cleanup.
     """
-    asyncio.run(_serve(app, host, port, grace, delay))
+    asyncio.run(_serve(app, host, port, grace, delay, timeouts))

@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 import attrs
 
 from . import backends
-from .config import ByteSize, ConfigError, ConfigProblem, ConfigSection, parse_bool, parse_size, read_section, setting
+from .config import (ByteSize, ConfigError, ConfigProblem, ConfigSection, parse_bool, parse_size, read_section,
+                     secret_values, setting)
+from .redact import loggable_secrets, mask, secret_parts
 
 DEFAULT_LIMITS = {
     "free": (100 * 1024**2, 1024**3),
@@ -49,8 +51,19 @@ def _http_url(value: str) -> str | None:
 
 
 def _postgres_url(value: str) -> str | None:
-    if urlsplit(value).scheme not in ("postgres", "postgresql"):
-        return "must be a postgresql:// URL"
+    """A postgresql:// URL libpq can read; what is wrong is said with its secret parts masked."""
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import parse_dsn
+
+    try:
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgres", "postgresql"):
+            return "must be a postgresql:// URL"
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+        parse_dsn(value)
+    except (ValueError, ProgrammingError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"is not a URL PostgreSQL can use: {mask(detail, secret_parts(value))}"
     return None
 
 
@@ -177,6 +190,13 @@ class CoreSettings:
         "DIRECT_UPLOAD_THRESHOLD", default=ByteSize(16 * 1024**2), check=_not_negative,
         hint="the browser sends files larger than this straight to storage in parallel parts; smaller ones "
              "through the portal (0: every file goes straight to storage)")
+    http_header_timeout_seconds: float = setting(
+        "HTTP_HEADER_TIMEOUT_SECONDS", default=60.0, check=_positive,
+        hint="seconds a connection gets to send a complete request head; slower ones are closed (408)")
+    http_body_idle_timeout_seconds: float = setting(
+        "HTTP_BODY_IDLE_TIMEOUT_SECONDS", default=120.0, check=_positive,
+        hint="seconds an upload's body may send nothing before the connection is cut (a slow upload that "
+             "keeps moving is never cut)")
     plan_limits: dict[str, str] = setting("PLAN_", prefix=True, check=_plan_limits,
                                           hint="PLAN_<NAME>_MAX_FILE, _QUOTA, _SHARE_MAX_DAYS, _SHARE_PASSWORDS and "
                                                "_FILE_REQUESTS, e.g. PLAN_FREE_QUOTA=1GiB")
@@ -215,6 +235,11 @@ class Config:
     core: CoreSettings
     sections: Mapping[str, Any]
     selections: Mapping[str, backends.Selection]
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values of every setting declared secret (see :func:`portal_core.config.secret_values`): logs mask them."""
+        return loggable_secrets(secret for section in (self.core, *self.sections.values()) if section is not None
+                                for secret in secret_values(section))
 
     def backend_settings(self, service: str) -> Any:
         return self.sections.get(f"{service}:{self.selections[service].backend.name}")

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from typing import TextIO
 from urllib.parse import parse_qs, urljoin, urlsplit
 
+from .redact import mask
+
 EX_USAGE = 64  # sysexits.h
 SMOKE_FILE_SIZE = 4096
 MAX_PROVIDER_HOPS = 5
@@ -242,20 +244,25 @@ def run(base_url: str, token: str, *, timeout: float = 30.0, out: TextIO = sys.s
     steps: list[tuple[str, Callable[[], str]]] = [
         ("health", smoke.health), ("sign-in", smoke.sign_in), ("upload", smoke.upload),
         ("list", smoke.list), ("download", smoke.download), ("delete", smoke.delete)]
-    print(f"portal smoke test of {base_url}", file=out)
+    hidden = (token, ops_token)  # never printed, nor a URL's password or a presigned URL's signature
+
+    def say(line: str) -> None:
+        print(mask(line, hidden), file=out)
+
+    say(f"portal smoke test of {base_url}")
     started = time.perf_counter()
     for name, step in steps:
         begun = time.perf_counter()
         try:
             detail = step()
         except StepFailed as exc:
-            print(f"  FAIL  {name:<9} {_ms(begun)}  {exc}", file=out)
+            say(f"  FAIL  {name:<9} {_ms(begun)}  {exc}")
             note = smoke.cleanup()
             if note:
-                print(f"  ...   cleanup   {note}", file=out)
-            print(f"smoke test FAILED at {name}", file=out)
+                say(f"  ...   cleanup   {note}")
+            say(f"smoke test FAILED at {name}")
             return 1
-        print(f"  ok    {name:<9} {_ms(begun)}  {detail}", file=out)
+        say(f"  ok    {name:<9} {_ms(begun)}  {detail}")
     print(f"smoke test passed: {len(steps)} steps in {time.perf_counter() - started:.2f} s", file=out)
     return 0
 
@@ -269,7 +276,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     base = args.base_url
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        print(f"portal smoke: --base-url must be the portal's http(s) URL, got {base!r}", file=sys.stderr)
+        print(f"portal smoke: --base-url must be the portal's http(s) URL, got {mask(repr(base))}", file=sys.stderr)
         return EX_USAGE
     if not token.strip():
         print("portal smoke: an API token is needed: --token TOKEN or PORTAL_SMOKE_TOKEN "

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .redact import mask
+
 EX_USAGE = 64
 EX_NOINPUT = 66
 INTERRUPTED = 130
@@ -125,7 +127,7 @@ async def run(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("PORTAL_TOKEN", "")
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        print(f"portal upload: --base-url must be the portal's http(s) URL, got {args.base_url!r}", file=sys.stderr)
+        print(f"portal upload: --base-url must be the portal's http(s) URL, got {mask(repr(args.base_url))}", file=sys.stderr)
         return EX_USAGE
     if not token.strip():
         print("portal upload: give an API token with --token or PORTAL_TOKEN (create one on the account page)",

@@ -1,6 +1,8 @@
 // The JSON API client: one fetch wrapper that sends the CSRF token on state-changing requests and turns
 // every failure into an ApiError carrying a sentence a person can read.
 
+import { parseForDisplay } from './format.js';
+
 let csrfToken = '';
 
 /** Remember the CSRF token from /api/me; every POST/DELETE sends it as X-CSRF-Token. */
@@ -48,7 +50,7 @@ export function errorFromBody(status, bodyText) {
   let code = status === 0 ? 'network' : `http_${status}`;
   let message = '';
   try {
-    const parsed = JSON.parse(bodyText);
+    const parsed = parseForDisplay(bodyText);
     if (parsed && typeof parsed.error === 'object' && parsed.error !== null) {
       if (typeof parsed.error.code === 'string') code = parsed.error.code;
       if (typeof parsed.error.message === 'string') message = parsed.error.message;
@@ -88,7 +90,8 @@ export async function api(path, { method = 'GET', body } = {}) {
   const text = await response.text();
   if (!response.ok) throw errorFromBody(response.status, text);
   if (response.status === 204 || text === '') return null;
-  return JSON.parse(text);
+  // Everything the API returns is shown somewhere: names arrive without bidi controls (format.js).
+  return parseForDisplay(text);
 }
 
 /** Send the browser to the sign-in page, coming back to where it is now. */

@@ -1,5 +1,21 @@
 // Formatting for display: sizes in binary units, dates in the reader's locale.
 
+// Bidirectional-text controls (keep in step with portal_core/display.py; a test compares the two): the
+// embeddings and overrides U+202A–U+202E, the isolates U+2066–U+2069, and the marks U+200E, U+200F and
+// U+061C. In a file name they make text display in another order than it is ("txt.exe" shown as
+// "exe.txt"), so wherever the front end shows text from the server each becomes U+FFFD, visible and inert.
+const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+
+/** `text` as it may be displayed: every bidirectional control replaced by U+FFFD (the data keeps them). */
+export function displayText(text) {
+  return String(text).replace(BIDI_CONTROLS, '\uFFFD');
+}
+
+/** JSON.parse for answers that will be displayed: every string comes out through displayText. */
+export function parseForDisplay(text) {
+  return JSON.parse(text, (_key, value) => (typeof value === 'string' ? displayText(value) : value));
+}
+
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
 /** 1536 -> "1.5 KiB"; whole bytes below 1 KiB. */

@@ -1,15 +1,10 @@
 // The sign-in page (/login): one button to the identity provider (in DEV_MODE, the development
-// sign-in form), keeping ?next= so the person lands where they were going.
+// sign-in form). Its links carry ?next= as the server judged it (portal_core/web/next_path.py, filled in
+// when the page is served): this script never reads ?next= itself, so no second rule can disagree.
 
 import { api } from './api.js';
 import { byId, notify } from './dom.js';
 import { isDevMode, renderChrome, showSiteBanner } from './layout.js';
-
-/** ?next= if it is a path on this site; anything else (another host, "//evil") becomes "/". */
-export function safeNext(raw) {
-  if (typeof raw !== 'string' || !raw.startsWith('/') || raw.startsWith('//') || raw.startsWith('/\\')) return '/';
-  return raw;
-}
 
 // Set by POST /auth/logout (portal_core/web/auth.py), whichever page the provider's logout returns to.
 const SIGNED_OUT_COOKIE = 'portal_signed_out';
@@ -26,11 +21,7 @@ function announceSignOut() {
 async function main() {
   renderChrome({ signedIn: false });
   announceSignOut();
-  const params = new URLSearchParams(window.location.search);
-  const next = safeNext(params.get('next'));
   const button = byId('sign-in');
-  button.href = `/auth/login?next=${encodeURIComponent(next)}`;
-  byId('continue-link').href = next;
 
   if (isDevMode()) {
     button.textContent = 'Continue to the development sign-in form';

@@ -1,6 +1,7 @@
 // Upload one file to POST /api/artifacts with XMLHttpRequest, because fetch reports no upload progress.
 
 import { ApiError, errorFromBody, getCsrfToken } from './api.js';
+import { parseForDisplay } from './format.js';
 
 /**
  * Start uploading `file`. `onProgress(sentBytes, totalBytes)` is called as the body goes out.
@@ -19,7 +20,7 @@ export function uploadFile(file, { onProgress = () => {} } = {}) {
     xhr.addEventListener('load', () => {
       if (xhr.status === 201 || xhr.status === 200) {
         try {
-          resolve(JSON.parse(xhr.responseText));
+          resolve(parseForDisplay(xhr.responseText));
         } catch (_) {
           reject(new ApiError(xhr.status, 'bad_response', 'The portal sent an answer this page cannot read.'));
         }

@@ -9,7 +9,7 @@
 // with multipart.js, whose handle can also pause and resume: the row then offers Pause).
 
 import { byId, h } from './dom.js';
-import { humanSize, planLabel } from './format.js';
+import { displayText, humanSize, planLabel } from './format.js';
 import { uploadFile } from './upload.js';
 
 // How long a finished row stays before it fades away (and how long the fade takes, as in app.css).
@@ -36,16 +36,16 @@ export function refusal(file, limits) {
 /** One file's row in #upload-list: name, size, progress, status and one action button. */
 export class UploadRow {
   constructor(file) {
-    this.name = file.name;
-    this.progress = h('progress', { max: 100, value: 0, 'aria-label': `Upload progress for ${file.name}`, dataset: { testid: 'upload-progress' } });
+    this.name = displayText(file.name); // a local name can carry bidi controls too
+    this.progress = h('progress', { max: 100, value: 0, 'aria-label': `Upload progress for ${this.name}`, dataset: { testid: 'upload-progress' } });
     this.status = h('span', { className: 'upload-status', dataset: { testid: 'upload-status' } }, 'Waiting…');
-    this.action = h('button', { type: 'button', className: 'button button-small', 'aria-label': `Cancel upload of ${file.name}`, dataset: { testid: 'upload-cancel' } }, 'Cancel');
+    this.action = h('button', { type: 'button', className: 'button button-small', 'aria-label': `Cancel upload of ${this.name}`, dataset: { testid: 'upload-cancel' } }, 'Cancel');
     this.actions = h('span', { className: 'upload-actions' }, this.action);
     this.pauseButton = null;
     this.el = h(
       'li',
       { className: 'upload-item', dataset: { testid: 'upload-item', state: 'queued' } },
-      h('span', { className: 'upload-name', title: file.name, dataset: { testid: 'upload-name' } }, file.name),
+      h('span', { className: 'upload-name', title: this.name, dataset: { testid: 'upload-name' } }, this.name),
       h('span', { className: 'upload-size' }, humanSize(file.size)),
       this.progress,
       this.status,

@@ -16,7 +16,8 @@ from aiohttp import web
 
 from .. import keys
 
-PAGES = {"/": "index.html", "/login": "login.html", "/account": "account.html", "/billing": "billing.html",
+# /login is served by auth.login_page, which fills in its ``next``.
+PAGES = {"/": "index.html", "/account": "account.html", "/billing": "billing.html",
          "/sharing": "sharing.html"}
 IMMUTABLE = "public, max-age=31536000, immutable"
 # The front end's file types. A fixed table rather than the mimetypes module, whose first use reads the

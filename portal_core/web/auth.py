@@ -1,6 +1,8 @@
 """Sign-in and sign-out routes: the core side of every auth backend.
 
-/auth/login keeps the backend's login state in a server-side pre-login session and redirects;
+/login is the sign-in page (its links carry ``next`` as the server judged it, see next_path.py);
+/auth/login sends a signed-in browser on to ``next``, and otherwise keeps the backend's login state in a
+server-side pre-login session and redirects;
 /auth/callback hands it back to the backend, upserts the user by (issuer, subject) and starts a fresh
 session; /auth/logout deletes the session and follows the backend's logout URL.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from html import escape
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -20,6 +22,7 @@ from ..interfaces import Identity, LoginFailed, ServiceUnavailable
 from . import sessions
 from .errors import ApiError
 from .html import redirect, render_page
+from .next_path import safe_next
 
 log = logging.getLogger("portal.auth")
 
@@ -27,29 +30,47 @@ LOGIN_TTL_SECONDS = 600
 SIGNED_OUT_COOKIE = "portal_signed_out"
 
 
-def safe_next(value: str | None) -> str:
-    """A same-origin path to return to after sign-in; anything else becomes "/"."""
-    if not value:
-        return "/"
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/"
-    if any(ord(ch) < 0x20 for ch in value):
-        return "/"
-    return value
-
-
 def callback_url(request: web.Request) -> str:
     return request.app[keys.CONFIG].core.base_url + "/auth/callback"
 
 
+async def signed_in_user(request: web.Request) -> int | None:
+    """The id of the browser's signed-in, unsuspended user, or None (signed out, expired, pre-login, suspended)."""
+    try:
+        return (await sessions.authenticate(request, allow_token=False, scope=None)).user.id
+    except ApiError:
+        return None
+
+
+async def login_page(request: web.Request) -> web.Response:
+    """/login: the front end's sign-in page, with ``next`` filled in by the server's rule (next_path.py).
+
+    The page's script never reads ``?next=`` itself, so a value the server would refuse can never become
+    a link on it (browsers drop tabs and newlines inside URLs, which once turned "/\t/evil" into "//evil").
+    """
+    entry = request.app[keys.ASSETS].files.get("login.html")
+    if entry is None:
+        raise web.HTTPNotFound(text="this page is missing from the installed assets")
+    target = safe_next(request.query.get("next"))
+    body = (entry[0].replace(b"{{next}}", escape(target).encode())
+            .replace(b"{{next_query}}", escape(quote(target, safe="")).encode()))
+    return web.Response(body=body, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
+
+
 async def login(request: web.Request) -> web.StreamResponse:
+    """GET /auth/login: start a sign-in, or, for a browser signed in already, go on to ``next``.
+
+    A GET never ends a session (a link on any site can make a browser GET this): only POST /auth/logout does.
+    """
+    target = safe_next(request.query.get("next"))
+    if await signed_in_user(request) is not None:
+        return redirect(target)
     auth = request.app[keys.AUTH]
     try:
         start = await auth.begin_login(callback_url=callback_url(request))
     except (LoginFailed, ServiceUnavailable) as exc:
         return await login_failed_page(request, str(exc), reason=getattr(exc, "reason", str(exc)))
-    data = {"login": {"state": dict(start.state), "next": safe_next(request.query.get("next")),
+    data = {"login": {"state": dict(start.state), "next": target,
                       "started": time.time()}}
     session = await sessions.load_session(request)
     secret = await sessions.create_session(request, user_id=None, data=data, replacing=session)

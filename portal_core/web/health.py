@@ -21,6 +21,7 @@ from aiohttp import web
 
 from .. import keys
 from ..interfaces import Health
+from ..redact import mask
 from ..openapi import operation
 from .errors import json_error
 
@@ -100,6 +101,11 @@ async def stop_refresh(app: web.Application) -> None:
         await asyncio.gather(running, return_exceptions=True)
 
 
+def shown_status(health: Health) -> str:
+    """The status anyone may see: ok, degraded or down (a plugin's own wording is a detail, for operators)."""
+    return health.status if health.status in ("ok", "degraded", "down") else "down"
+
+
 @operation("Liveness: the event loop answers (never asks the database)", tags=["operations"], auth="none",
            response={"type": "object"})
 async def live(request: web.Request) -> web.Response:
@@ -125,9 +131,11 @@ async def ready(request: web.Request) -> web.Response:
         status, code = "degraded", 200
     else:
         status, code = "ok", 200
+    # Details are for operators, and even they never see a URL's password or a secret parameter.
     detailed = is_operator(request)
     body = {"status": status,
-            "checks": {name: {"status": h.status, **({"detail": h.detail} if h.detail and detailed else {})}
+            "checks": {name: {"status": shown_status(h),
+                              **({"detail": mask(h.detail)} if h.detail and detailed else {})}
                        for name, h in checks.items()}}
     return web.json_response(body, status=code, headers=NO_STORE)
 

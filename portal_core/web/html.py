@@ -14,6 +14,7 @@ from html import escape
 from aiohttp import web
 
 from .. import keys
+from ..display import display_text
 from .nav import nav_items as plugin_nav_items
 from .nav import same_origin_path
 from .sessions import Principal, authenticate
@@ -91,6 +92,9 @@ def render_page(request: web.Request, title: str, body_html: str, *, status: int
                 principal: Principal | None = None, headers: dict[str, str] | None = None) -> web.Response:
     """A complete HTML page around ``body_html`` (which the caller has already escaped).
 
+    Bidi controls anywhere in the title or body (they come only from data: a file name, a share's note)
+    are shown as U+FFFD (:func:`portal_core.display.display_text`), so no name displays reversed.
+
     ``principal`` (from ``authenticate``) puts the nav, the email and the sign-out button in the header,
     as on the front end's signed-in pages; without it the header shows the brand only.
     """
@@ -117,7 +121,7 @@ def render_page(request: web.Request, title: str, body_html: str, *, status: int
 </main>
 </body>
 </html>"""
-    return web.Response(text=text, content_type="text/html", status=status,
+    return web.Response(text=display_text(text), content_type="text/html", status=status,
                         headers={"Cache-Control": "no-store", **(headers or {})})
 
 

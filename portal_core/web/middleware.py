@@ -14,6 +14,7 @@ from .. import keys
 from ..events import Origin, origin_var
 from ..logs import request_id_var
 from ..openapi import is_api_path
+from ..redact import mask
 from .errors import ApiError, json_error
 from .html import error_page
 
@@ -114,7 +115,7 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             # The database is away (restarting, failing over): say so at once and let clients retry.
             log.warning("database unavailable during %s %s: %s", request.method, loggable_path(request),
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                        mask(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__))
             response = json_error(503, "database_unavailable", "the database is unavailable; retry shortly",
                                   **{"Retry-After": "5"})
             if is_page(request.path):

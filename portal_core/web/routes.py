@@ -15,6 +15,7 @@ def core_routes() -> list[web.AbstractRouteDef]:
         web.get("/health/ready", health.ready),
         web.get("/health/live", health.live),
         web.get("/metrics", health.metrics),
+        web.get("/login", auth.login_page),
         web.get("/auth/login", auth.login),
         web.get("/auth/callback", auth.callback),
         web.post("/auth/callback", auth.callback),

@@ -56,3 +56,20 @@ async def test_a_draining_process_is_unready_without_asking_anything(make_app, a
     answer = await client.get("/health/ready")
     assert (answer.status, await answer.json()) == (503, {"status": "draining"})
     assert (await client.get("/health/live")).status == 200
+
+
+async def test_a_service_status_outside_ok_degraded_down_is_shown_anonymously_as_down(make_app, aiohttp_client,
+                                                                                        monkeypatch) -> None:
+    """A plugin's own wording of its status may carry internals (a path, a bucket): anonymous callers see
+    only ok, degraded or down; operators see it in the detail, masked."""
+    app = make_app(OPS_TOKEN="ops-" + "7e" * 16)
+
+    async def odd_health(self) -> Health:
+        return Health("unreachable s3://internal-bucket", "endpoint https://key:hunter2-secret@s3.internal/")
+
+    client = await aiohttp_client(app)
+    monkeypatch.setattr(type(app[keys.STORAGE]), "health", odd_health)
+    anonymous = await (await client.get("/health")).text()
+    assert '"storage": {"status": "down"}' in anonymous and "internal" not in anonymous
+    operator = await (await client.get("/health", headers={"Authorization": "Bearer ops-" + "7e" * 16})).json()
+    assert operator["checks"]["storage"]["detail"] == "endpoint https://key:***@s3.internal/"

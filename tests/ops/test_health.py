@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 
 from tests.ops.prometheus import parse, value
+from tests.support.db import run_sql
 from tests.support.portal import PORTAL_BIN, free_port, run_portal
 
 OPS_TOKEN = "ops-" + "5f" * 16
@@ -136,3 +138,55 @@ def test_smoke_names_the_failing_check_only_with_the_token(broken_storage_portal
     assert "FAIL" in health and "storage down" in health and str(closed_port) not in anonymous.stdout
     health = [line for line in operator.stdout.splitlines() if "health" in line][0]
     assert "FAIL" in health and "storage down (" in health, operator.stdout
+
+
+@pytest.fixture
+def everything_down_portal(database_url):
+    """Identity provider, storage and billing all unreachable (closed ports); the database is taken away
+    by the test itself."""
+    closed = free_port()
+    env = {"STORAGE_BACKEND": "r2", "R2_ACCOUNT_ID": "ops", "R2_ACCESS_KEY_ID": "ops", "R2_SECRET_ACCESS_KEY": "ops",
+           "R2_BUCKET_NAME": BUCKET, "R2_ENDPOINT_URL": f"http://127.0.0.1:{closed}", "R2_REGION": "us-east-1",
+           "R2_HEALTH_TIMEOUT": "1",
+           "AUTH_BACKEND": "oidc", "POCKET_ID_ISSUER": f"http://127.0.0.1:{closed}/internal-issuer",
+           "POCKET_ID_CLIENT_ID": "portal", "POCKET_ID_CLIENT_SECRET": "internal-client-secret", "POCKET_ID_TIMEOUT": "1",
+           "BILLING_BACKEND": "stripe", "STRIPE_SECRET_KEY": "sk_test_internal", "STRIPE_WEBHOOK_SECRET": "whsec_internal",
+           "STRIPE_PRICE_ID_PRO": "price_internal", "STRIPE_API_BASE": f"http://127.0.0.1:{closed}",
+           "STRIPE_TIMEOUT": "1", "OPS_TOKEN": OPS_TOKEN}
+    with run_portal(database_url, env) as portal:
+        yield portal, closed
+
+
+def statuses_only(body: dict) -> bool:
+    return set(body) == {"status", "checks"} and all(set(check) == {"status"} for check in body["checks"].values())
+
+
+async def test_anonymous_health_shows_statuses_only_whatever_is_down(everything_down_portal, database_url) -> None:
+    portal, closed = everything_down_portal
+    internals = [BUCKET, str(closed), "internal", "127.0.0.1", urlsplit(database_url).path.lstrip("/"), "Error"]
+
+    status, _headers, text = await get(portal.url + "/health")
+    body = json.loads(text)
+    assert status == 200 and body["status"] == "degraded" and statuses_only(body), text
+    assert body["checks"]["database"] == {"status": "ok"}
+    assert {name: check["status"] for name, check in body["checks"].items() if name != "database"} == {
+        "auth": "degraded", "storage": "down", "billing": "down"}, text
+    assert not [word for word in internals if word in text], text
+    _status, _headers, detailed = await get(portal.url + "/health", {"Authorization": f"Bearer {OPS_TOKEN}"})
+    assert str(closed) in detailed, "operators see what is wrong"
+
+    # The database goes away too (it refuses connections, and the open ones are ended).
+    dbname = urlsplit(database_url).path.lstrip("/")
+    admin = database_url.rsplit("/", 1)[0] + "/postgres"
+    run_sql(admin, f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
+    try:
+        run_sql(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (dbname,))
+        status, _headers, text = await get(portal.url + "/health")
+        body = json.loads(text)
+        assert status == 503 and body["status"] == "down" and statuses_only(body), text
+        assert body["checks"]["database"] == {"status": "down"}
+        assert not [word for word in internals if word in text], text
+        _status, _headers, detailed = await get(portal.url + "/health", {"Authorization": f"Bearer {OPS_TOKEN}"})
+        assert dbname in json.loads(detailed)["checks"]["database"]["detail"], detailed
+    finally:
+        run_sql(admin, f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
