@@ -25,6 +25,7 @@ from .redact import mask
 from .upload_cli import add_upload_command
 
 EX_UNAVAILABLE = 69  # sysexits.h: a service we depend on is unavailable
+EX_OSERR = 71  # sysexits.h: an operating-system error, e.g. the port to listen on is taken
 
 EPILOG = f"""\
 configuration:
@@ -42,6 +43,7 @@ exit status:
   66  upload: a file does not exist or cannot be read (nothing was sent)
   {EX_NOUSER}  admin: no user matches (or the email names several: use the id)
   {EX_UNAVAILABLE}  a service the portal needs (its database) could not be reached, or (admin) has no schema yet
+  {EX_OSERR}  serve could not listen on HOST:PORT (the port is taken, or the address is not this machine's)
   73  new-plugin could not write its directory (it exists and is not empty)
   {EX_CONFIG}  the configuration is incomplete or malformed (nothing was started)
 """
@@ -77,7 +79,7 @@ def cmd_serve(args) -> int:
     from .app import create_app
     from .db import DatabaseUnavailable
     from .devdb import NoPostgres, throwaway_postgres
-    from .serve import Timeouts, serve
+    from .serve import CannotListen, Timeouts, serve
 
     pm, config = _config_or_exit(args)
     core = config.core
@@ -91,7 +93,8 @@ def cmd_serve(args) -> int:
                 return EX_UNAVAILABLE
             config = attrs.evolve(config, core=attrs.evolve(core, database_url=url))
         app = create_app(config, pm)
-        log.info("portal %s listening on http://%s:%s (public URL %s)", __version__, core.host, core.port, core.app_base_url)
+        log.info("portal %s starting on http://%s:%s (public URL %s); the port opens once startup is done",
+                 __version__, core.host, core.port, core.app_base_url)
         try:
             # Not web.run_app: its shutdown stops reading request bodies, so uploads in flight could never finish.
             serve(app, host=core.host, port=core.port, grace=core.shutdown_grace_seconds,
@@ -101,6 +104,10 @@ def cmd_serve(args) -> int:
             log.error("%s", exc)
             print(f"portal: {mask(str(exc), config.secrets())}", file=sys.stderr)
             return EX_UNAVAILABLE
+        except CannotListen as exc:
+            log.error("%s", exc)
+            print(f"portal: {exc} (set PORT or HOST to another)", file=sys.stderr)
+            return EX_OSERR
     return 0
 
 

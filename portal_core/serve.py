@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 import attrs
@@ -65,7 +66,11 @@ async def _serve(app: web.Application, host: str, port: int, grace: float, delay
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            raise CannotListen(f"cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}") from None
+        log.info("listening on http://%s:%s", host, port)
         received = await signals.get()
         app[keys.LIFECYCLE].draining = True
         if delay > 0:
@@ -92,6 +97,10 @@ async def _serve(app: web.Application, host: str, port: int, grace: float, delay
             loop.remove_signal_handler(sig)
         await runner.cleanup()
     log.info("shutdown complete")
+
+
+class CannotListen(Exception):
+    """The listening socket could not be opened (startup ran and was torn down again)."""
 
 
 @attrs.frozen

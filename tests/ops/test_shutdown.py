@@ -15,7 +15,7 @@ import aiohttp
 
 from tests.ops.client import upload
 from tests.support.db import create_token, create_user, run_sql
-from tests.support.portal import PortalProcess, run_portal
+from tests.support.portal import PortalProcess, run_portal, start_portal
 
 CHUNK = 256 * 1024
 
@@ -126,3 +126,18 @@ async def test_sigterm_turns_readiness_off_while_still_serving_for_the_delay(dat
         log = portal.log()
     assert returncode == 0, log
     assert "/health/ready now answers 503; serving on for 120s" in log
+
+
+def test_a_taken_port_is_named_with_exit_71_and_no_traceback(database_url) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        portal = start_portal(database_url, port=port, wait=False)
+        try:
+            assert portal.process.wait(timeout=60) == 71, portal.log()
+        finally:
+            portal.stop()
+    log = portal.log()
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in log.lower(), log
+    assert "Traceback" not in log and "listening on" not in log
