@@ -119,6 +119,7 @@ async def test_a_form_refused_while_read_only_or_without_its_csrf_token_is_a_pag
     async with ada.request("POST", "/dev/billing/checkout", csrf=False, data={"plan": "pro", "csrf_token": ada.csrf}) as resp:
         assert resp.status == 503 and resp.content_type == "text/html"
         page = await resp.text()
-    assert 'data-testid="error-message">The portal is read-only for maintenance' in page and "Back at ten" in page
+    assert 'id="site-header"' in page and 'data-testid="read-only">The portal is read-only for maintenance' in page
+    assert "Back at ten" in page and 'data-testid="error-home"' in page
     async with ada.request("POST", "/api/tokens", json={"name": "x"}) as resp:  # the API keeps its JSON
         assert resp.status == 503 and (await resp.json())["error"]["code"] == "read_only"
