@@ -4,7 +4,7 @@
 
 import { api } from './api.js';
 import { byId, clearNotices, confirmAction, h, notify } from './dom.js';
-import { humanDateTime, humanSize } from './format.js';
+import { displayText, humanDateTime, humanSize } from './format.js';
 import { confirmAndDelete } from './remove.js';
 
 const PAGE_SIZE = 50;
@@ -239,7 +239,7 @@ export class ArtifactTable {
     const none = this.body.children.length === 0;
     this.empty.hidden = !(none && !this.query);
     this.noMatch.hidden = !(none && this.query);
-    this.noMatch.textContent = none && this.query ? `No file names contain “${this.query}”.` : '';
+    this.noMatch.textContent = none && this.query ? `No file names contain “${displayText(this.query)}”.` : '';
     this.table.hidden = none;
   }
 

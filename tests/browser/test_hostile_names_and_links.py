@@ -38,6 +38,11 @@ async def test_a_bidi_name_is_shown_neutralised_in_the_upload_list_the_table_and
         # The name itself is kept exactly: the API still answers it, byte for byte.
         names = await page.evaluate("fetch('/api/artifacts').then((r) => r.json()).then((b) => b.artifacts.map((a) => a.name))")
         assert names == [NAME]
+        # A search for text nothing matches is echoed back neutralised too.
+        await page.reload()
+        await expect(journey.artifact_row(page, SHOWN)).to_have_count(1)
+        await page.get_by_test_id("file-search").fill("zz\u202ecod.exe")
+        await expect(page.get_by_test_id("artifacts-no-match")).to_contain_text("zz\ufffdcod.exe")
         problems.assert_none()
 
 
