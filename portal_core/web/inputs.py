@@ -37,14 +37,14 @@ def _check(value: Any, depth: int = 0) -> None:
             _check(item, depth + 1)
 
 
-def check_text(value: str, where: str) -> str:
+def check_text(value: str, where: str, *, code: str = "bad_text") -> str:
     """``value`` unless it holds a NUL character or a lone surrogate (400 naming ``where``)."""
     if "\x00" in value:
-        raise bad_request(f"{where} contains a NUL character", code="bad_text")
+        raise bad_request(f"{where} contains a NUL character", code=code)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise bad_request(f"{where} contains a lone surrogate (invalid Unicode)", code="bad_text") from None
+        raise bad_request(f"{where} contains a lone surrogate (invalid Unicode)", code=code) from None
     return value
 
 
@@ -55,12 +55,13 @@ def same_secret(presented: str, expected: str) -> bool:
 
 
 def check_request_text(request: web.Request) -> None:
-    """400 naming the query parameter or path segment that holds a NUL character or a lone surrogate."""
+    """400 naming the query parameter (code ``bad_query``) or path segment (``bad_path``) that holds a NUL
+    character or a lone surrogate."""
     for name, value in request.query.items():
-        check_text(name, "a query parameter's name")
-        check_text(value, f"the query parameter '{name}'")
+        check_text(name, "a query parameter's name", code="bad_query")
+        check_text(value, f"the query parameter '{name}'", code="bad_query")
     for name, value in request.match_info.items():
-        check_text(value, f"the path's {name}")
+        check_text(value, f"the path's {name}", code="bad_path")
 
 
 async def form(request: web.Request) -> MultiDictProxy:

@@ -125,6 +125,9 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
             check_request_text(request)
             response = await handler(request)
         except ApiError as exc:
+            if exc.status == 400:  # malformed input: the client's mistake, worth a line, never a traceback
+                log.warning("refused malformed input in %s %s: %s: %s", request.method, loggable_path(request),
+                            exc.code, exc.message)
             if exc.status == 401 and not is_api(request.path):
                 response = web.Response(status=302, headers={"Location": "/login?next=" + quote(request.path_qs, safe="/")})
             else:

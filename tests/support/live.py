@@ -23,6 +23,8 @@ from aiohttp import web
 from portal_core.testing import make_portal_app
 from portal_core.testing.client import dev_sign_in
 
+from portal_core.web.sessions import DEFAULT_SCOPES, SCOPES
+
 from .db import run_sql
 
 
@@ -52,6 +54,8 @@ class LivePortal:
     database_url: str
     loop: asyncio.AbstractEventLoop
     handler: _Keep
+    app: web.Application
+    customer: Credentials | None = None  # whoever the test signed in and wants to keep at hand
 
     @property
     def records(self) -> list[logging.LogRecord]:
@@ -85,14 +89,14 @@ class LivePortal:
         head, _, body = answer.partition(b"\r\n\r\n")
         return int(head.split(b" ", 2)[1]), body
 
-    def sign_in(self, email: str) -> Credentials:
+    def sign_in(self, email: str, *, admin: bool = False) -> Credentials:
         """Sign ``email`` in through the dev sign-in form and create an API token for them."""
 
         async def run() -> Credentials:
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-                csrf = await dev_sign_in(session, self.url, email=email)
+                csrf = await dev_sign_in(session, self.url, email=email, admin=admin)
                 cookie = next(c.value for c in session.cookie_jar if c.key == "portal_session")
-                async with session.post(f"{self.url}/api/tokens", json={"name": "fuzz"},
+                async with session.post(f"{self.url}/api/tokens", json={"name": "fuzz", "scopes": list(SCOPES if admin else DEFAULT_SCOPES)},
                                         headers={"X-CSRF-Token": csrf}) as resp:
                     assert resp.status == 201, await resp.text()
                     token = (await resp.json())["token"]
@@ -143,6 +147,7 @@ def live_portal(database_url: str, data_dir: Path, env: Mapping[str, str] | None
             stop["port"] = site._server.sockets[0].getsockname()[1]
             stop["event"] = asyncio.Event()
             stop["loop"] = asyncio.get_running_loop()
+            stop["app"] = app
             ready.set()
             await stop["event"].wait()
         finally:
@@ -163,7 +168,7 @@ def live_portal(database_url: str, data_dir: Path, env: Mapping[str, str] | None
         if failure or "port" not in stop:
             raise AssertionError(f"the portal did not start: {failure[0] if failure else 'no answer in 60 s'}")
         port = stop["port"]
-        yield LivePortal(f"http://127.0.0.1:{port}", port, data_dir, database_url, stop["loop"], handler)
+        yield LivePortal(f"http://127.0.0.1:{port}", port, data_dir, database_url, stop["loop"], handler, stop["app"])
     finally:
         if "loop" in stop:
             stop["loop"].call_soon_threadsafe(stop["event"].set)
