@@ -37,6 +37,7 @@ class FileParts:
     streaming each with :meth:`chunks`."""
 
     def __init__(self, reader) -> None:
+        """``reader``: aiohttp's ``MultipartReader`` (None for a lone part: only its own boundary is awaited)."""
         self._reader = reader
         self._next = _UNREAD
 
@@ -69,7 +70,7 @@ class FileParts:
                 yield chunk
             if not part.at_eof():
                 raise ValueError("the file part ended before its boundary")
-            self._next = await self._reader.next()
+            self._next = await self._reader.next() if self._reader is not None else None
             while whole_form and self._next is not None:
                 await self._next.release()
                 self._next = await self._reader.next()

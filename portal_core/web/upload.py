@@ -191,16 +191,6 @@ class CommitHook(Protocol):
 OWNER = object()
 
 
-class _NoForm:
-    """Stands in for the form of a part given without one: nothing follows the part's own boundary."""
-
-    async def next(self) -> None:
-        return None
-
-
-_NO_FORM = _NoForm()
-
-
 async def next_file_part(reader):
     """The next 'file' part of ``reader`` (a :class:`FileParts`, or aiohttp's ``MultipartReader``), other
     fields skipped; None when there is none left. Malformed framing is a 400."""
@@ -229,7 +219,7 @@ async def store_part(app: web.Application, user: User, part, *, plan: str, limit
     head = await read_head(part, HEAD_BYTES)
     await check_upload(app, user, name, content_type, None, head, plan=plan)
     key = f"{user.id}/{uuid.uuid4()}"
-    form = form if form is not None else FileParts(_NO_FORM)
+    form = form if form is not None else FileParts(None)
     meter = Meter(form.chunks(part, head, whole_form=whole_form), limit)
     storage = app[keys.STORAGE]
     try:

@@ -219,7 +219,7 @@ def test_a_file_request_keeps_the_files_that_arrived_whole_and_refuses_the_cut_o
     assert status == 201, answer
     token = json.loads(answer)["url"].rsplit("/", 1)[1]
     second = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="two.bin"\r\n\r\n').encode()
-    body = FILE_HEAD + f"first file\r\n".encode() + second + b"second, cut o"
+    body = FILE_HEAD + b"first file\r\n" + second + b"second, cut o"
     status, page = portal.raw(request("POST", f"/r/{token}", [], body, MULTIPART))
     assert status == 400
     assert b"Sent 1 file" in page and b"malformed or was cut off" in page

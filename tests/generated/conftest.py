@@ -8,8 +8,11 @@ raises it). In the suite the examples are derandomized, so a run is repeatable; 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import uuid
+from collections.abc import Callable, Iterator
 
 import aiohttp
 import attrs
@@ -19,7 +22,8 @@ from hypothesis import HealthCheck, settings
 from portal_core.testing.portal import create_database, drop_database, provision
 from tests.support.db import create_user, run_sql
 from tests.support.sharing import make_pro
-from tests.support.live import Credentials, LivePortal, live_portal, storage_agrees
+from tests.support.live import Credentials, LivePortal, bucket_agrees, live_portal, storage_agrees
+from tests.support.moto import r2_env, s3_client
 
 from .strategies import BOUNDARY, raw_request
 
@@ -44,6 +48,7 @@ class Fuzzing:
     admin: Credentials
     customer: Credentials
     known: dict[str, list[str]]
+    agree: Callable[[LivePortal], list[str]] = storage_agrees
 
     def refresh(self) -> None:
         """Sign both in again (a request may have signed a session out or revoked a token)."""
@@ -71,7 +76,7 @@ class Fuzzing:
 
     def assert_consistent(self) -> None:
         """Afterwards the database and storage agree, and nothing at ERROR (or a traceback) was logged."""
-        assert storage_agrees(self.portal) == []
+        assert self.agree(self.portal) == []
         assert self.portal.alarming() == []
 
 
@@ -107,23 +112,48 @@ def _seed(portal: LivePortal, customer: Credentials) -> dict[str, list[str]]:
     return asyncio.run(run())
 
 
-@pytest.fixture(scope="module")
-def fuzz(portal_db_server, tmp_path_factory):
-    database_url = create_database(portal_db_server)
+@contextlib.contextmanager
+def fuzzing(server_url: str, data_dir, env: dict[str, str] | None = None,
+            agree: Callable[[LivePortal], list[str]] = storage_agrees) -> Iterator[Fuzzing]:
+    """A live portal on a fresh database with an admin, a pro customer and their seed data."""
+    database_url = create_database(server_url)
     try:
-        asyncio.run(provision(database_url))
+        asyncio.run(provision(database_url, env))
         # Users 1-3 exist before the fuzzing users, so a small id in a path rarely names one of them.
         for n in range(3):
             create_user(database_url, email=f"bystander{n}@example.com", name=f"Bystander {n}")
-        with live_portal(database_url, tmp_path_factory.mktemp("fuzz-data")) as portal:
+        with live_portal(database_url, data_dir, env) as portal:
             admin = portal.sign_in("fuzz-admin@example.com", admin=True)
             customer = portal.sign_in("fuzz@example.com")
             # On the pro plan, so file requests and share options are open to the fuzzer too.
             (user_id,) = run_sql(database_url, "SELECT id FROM users WHERE email = 'fuzz@example.com'")[0]
             make_pro(lambda query, params=(): run_sql(database_url, query, params), user_id)
-            yield Fuzzing(portal, admin, customer, _seed(portal, customer))
+            yield Fuzzing(portal, admin, customer, _seed(portal, customer), agree)
     finally:
         drop_database(database_url)
+
+
+@pytest.fixture(scope="module")
+def fuzz(portal_db_server, tmp_path_factory):
+    """The portal with dev storage (files under its data directory)."""
+    with fuzzing(portal_db_server, tmp_path_factory.mktemp("fuzz-data")) as fuzzing_run:
+        yield fuzzing_run
+
+
+@pytest.fixture(scope="module")
+def fuzz_r2(portal_db_server, tmp_path_factory, moto_endpoint):
+    """The portal with the r2 storage on the loopback S3 server (moto), in a bucket of its own."""
+    bucket = f"fuzz-{uuid.uuid4().hex[:16]}"
+
+    async def create() -> None:
+        async with s3_client(moto_endpoint) as client:
+            await client.create_bucket(Bucket=bucket)
+
+    asyncio.run(create())
+    env = {"STORAGE_BACKEND": "r2", **r2_env(moto_endpoint, bucket)}
+    with fuzzing(portal_db_server, tmp_path_factory.mktemp("fuzz-r2"), env,
+                 lambda portal: bucket_agrees(portal, moto_endpoint, bucket)) as fuzzing_run:
+        yield fuzzing_run
 
 
 __all__ = ["BOUNDARY", "DELIBERATE_5XX", "EXAMPLES", "FUZZ", "Fuzzing", "raw_request"]

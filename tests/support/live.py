@@ -119,6 +119,30 @@ def storage_agrees(portal: LivePortal) -> list[str]:
     return problems
 
 
+def bucket_agrees(portal: LivePortal, endpoint: str, bucket: str) -> list[str]:
+    """:func:`storage_agrees` for the r2 storage on the loopback S3 server: every row's object is in
+    ``bucket`` with the row's size, every object has a row, and no multipart upload is left open but those
+    of pending direct uploads."""
+    from tests.support.moto import s3_client
+
+    async def look() -> tuple[dict[str, int], list[str]]:
+        async with s3_client(endpoint) as client:
+            listed = await client.list_objects_v2(Bucket=bucket)
+            uploads = await client.list_multipart_uploads(Bucket=bucket)
+        return ({item["Key"]: item["Size"] for item in listed.get("Contents", [])},
+                [item["UploadId"] for item in uploads.get("Uploads", [])])
+
+    found, open_uploads = asyncio.run(look())
+    rows = {key: size for key, size in run_sql(portal.database_url, "SELECT storage_key, size FROM artifacts")}
+    pending = {upload for (upload,) in run_sql(portal.database_url, "SELECT upload_id FROM direct_uploads")}
+    problems = [f"row {key} has no object" for key in rows if key not in found]
+    problems += [f"row {key} says {size} bytes, the object holds {found[key]}"
+                 for key, size in rows.items() if key in found and found[key] != size]
+    problems += [f"object {key} has no row" for key in found if key not in rows]
+    problems += [f"multipart upload {upload} was left open" for upload in open_uploads if upload not in pending]
+    return problems
+
+
 def _part_of(key: str, pending: set[str]) -> bool:
     # The dev storage keeps a pending direct upload's parts under .uploads/<upload id>/ until it completes.
     folder, _, upload = key.partition("/")
