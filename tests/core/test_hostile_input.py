@@ -212,6 +212,18 @@ def test_a_whole_upload_without_the_optional_final_crlf_is_stored_whole(portal):
     assert storage_agrees(portal) == []
 
 
+def test_a_filename_that_looks_like_a_token_is_stored_and_redacted_in_the_event(portal):
+    """Found by the fuzzer: the events' guard against secrets refused the upload's event, a 500."""
+    name = "pt_" + "A" * 43
+    head = FILE_HEAD.replace(b'filename="cut.bin"', f'filename="{name}"'.encode())
+    status, answer = portal.raw(request("POST", "/api/artifacts", bearer(portal), head + f"secret?\r\n--{BOUNDARY}--\r\n".encode(),
+                                        MULTIPART))
+    assert status == 201 and json.loads(answer)["name"] == name
+    (data,) = run_sql(portal.database_url, "SELECT data FROM events WHERE type = 'artifact.created' "
+                                           "AND subject_id = %s", (json.loads(answer)["id"],))[0]
+    assert data["name"] == "[redacted: looks like a secret]" and data["size"] == 7
+
+
 def test_a_file_request_keeps_the_files_that_arrived_whole_and_refuses_the_cut_one(portal):
     (user_id,) = run_sql(portal.database_url, "SELECT id FROM users WHERE email = 'ada@example.com'")[0]
     make_pro(lambda q, p=(): run_sql(portal.database_url, q, p), user_id)
