@@ -27,7 +27,7 @@ from tests.support.moto import r2_env, s3_client
 
 from .strategies import BOUNDARY, raw_request
 
-EXAMPLES = int(os.environ.get("PORTAL_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("PORTAL_FUZZ_EXAMPLES", "300"))
 RANDOM = os.environ.get("PORTAL_FUZZ_RANDOM") == "1"
 
 # The examples of one test: no deadline (the portal fsyncs uploads), repeatable in the suite.
