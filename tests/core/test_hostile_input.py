@@ -280,3 +280,27 @@ def test_a_client_that_goes_away_mid_upload_is_no_500_and_leaves_nothing(portal)
         time.sleep(0.05)
     assert count("499") == closed_before + 1 and count("500") == 0
     assert rows(portal) == 0 and storage_agrees(portal) == []
+
+
+def test_a_client_that_goes_away_mid_download_is_no_500(portal):
+    status, answer = portal.raw(request("POST", "/api/artifacts", bearer(portal),
+                                        FILE_HEAD + b"y" * 8_000_000 + f"\r\n--{BOUNDARY}--\r\n".encode(), MULTIPART))
+    assert status == 201, answer
+    artifact = json.loads(answer)["id"]
+    metrics = portal.app[keys.METRICS].registry
+    route = {"route": "/api/artifacts/{id}/download", "method": "GET"}
+
+    def count(status: str) -> float:
+        return metrics.get_sample_value("portal_http_requests_total", {**route, "status": status}) or 0
+
+    with socket.create_connection(("127.0.0.1", portal.port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(request("GET", f"/api/artifacts/{artifact}/download", bearer(portal)))
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
+    deadline = time.monotonic() + 30
+    while count("200") + count("499") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Whether the portal had written everything before the reset (200) or not (499), it is no 5xx.
+    assert count("200") + count("499") == 1 and count("500") == 0
+
