@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,17 +22,18 @@ from hypothesis import HealthCheck, settings
 
 from portal_core.testing.portal import create_database, drop_database, provision
 from tests.support.db import create_user, run_sql
-from tests.support.sharing import make_pro
 from tests.support.live import Credentials, LivePortal, bucket_agrees, live_portal, storage_agrees
 from tests.support.moto import r2_env, s3_client
+from tests.support.sharing import make_pro
 
-from .strategies import BOUNDARY, raw_request
+from .strategies import raw_request
 
 EXAMPLES = int(os.environ.get("PORTAL_FUZZ_EXAMPLES", "300"))
 RANDOM = os.environ.get("PORTAL_FUZZ_RANDOM") == "1"
 
 # The examples of one test: no deadline (the portal fsyncs uploads), repeatable in the suite.
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM, database=None if not RANDOM else settings().database,
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM,
+                database=settings().database if RANDOM else None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
                                        HealthCheck.function_scoped_fixture], print_blob=True)
 
@@ -70,7 +72,7 @@ class Fuzzing:
         if status >= 500:
             assert _deliberate(payload), (f"{what} answered {status}: {payload[:300]!r}\nrequest:\n{request[:800]!r}")
         alarming = [f"{r.levelname} {r.name}: {r.getMessage()}" for r in self.portal.records[before:]
-                    if r.levelno >= 40 or r.exc_info]
+                    if r.levelno >= logging.ERROR or r.exc_info]
         assert not alarming, f"{what} logged {alarming}\nrequest:\n{request[:800]!r}"
         return status, payload
 
@@ -154,6 +156,3 @@ def fuzz_r2(portal_db_server, tmp_path_factory, moto_endpoint):
     with fuzzing(portal_db_server, tmp_path_factory.mktemp("fuzz-r2"), env,
                  lambda portal: bucket_agrees(portal, moto_endpoint, bucket)) as fuzzing_run:
         yield fuzzing_run
-
-
-__all__ = ["BOUNDARY", "DELIBERATE_5XX", "EXAMPLES", "FUZZ", "Fuzzing", "raw_request"]

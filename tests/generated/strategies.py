@@ -7,9 +7,9 @@ the first check exercises nothing behind it.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-import uuid
 from urllib.parse import quote
 
 import attrs
@@ -39,7 +39,7 @@ def percent(value: str) -> str:
 
 
 path_value = st.one_of(
-    st.builds(lambda: str(uuid.uuid4())),
+    st.uuids().map(str),
     st.sampled_from(["1", "0", "99999999999999999999", "abc", "%00", "%ff%fe", "%ed%a0%80", "a%2Fb", "..", "x" * 300]),
     text.map(percent),
 )
@@ -64,10 +64,9 @@ def query_value(draw) -> bytes:
     if kind == "raw":
         return draw(raw_bytes).replace(b" ", b"").replace(b"#", b"").replace(b"&", b"")
     if kind == "cursor":
-        import base64
         key = draw(st.one_of(st.sampled_from(NASTY_TEXT), st.datetimes(timezones=st.timezones()).map(str)))
         prefix = draw(st.sampled_from(["", "name.asc:", "size.desc:", "created_at.asc:"]))
-        raw = f"{prefix}{key}|{uuid.uuid4()}".encode("utf-8", "surrogatepass")
+        raw = f"{prefix}{key}|{draw(st.uuids())}".encode("utf-8", "surrogatepass")
         return base64.urlsafe_b64encode(raw).rstrip(b"=")
     if kind == "number":
         return str(draw(st.integers(min_value=-(2**70), max_value=2**70))).encode()
