@@ -53,9 +53,7 @@ def portal(live):
             path.unlink()
     before = len(live.records)
     yield live
-    alarming = [f"{r.levelname} {r.name}: {r.getMessage()}" for r in live.records[before:]
-                if r.levelno >= logging.ERROR or r.exc_info]
-    assert alarming == [], "logged at ERROR or with a traceback"
+    assert live.alarming(before) == [], "logged at ERROR or with a traceback"
 
 
 def request(method: str, target: str | bytes, headers=(), body: bytes = b"", content_type: bytes | None = None) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -71,8 +70,7 @@ class Fuzzing:
         assert status != 0, f"the portal closed the connection without answering {what}:\n{request[:600]!r}"
         if status >= 500:
             assert _deliberate(payload), (f"{what} answered {status}: {payload[:300]!r}\nrequest:\n{request[:800]!r}")
-        alarming = [f"{r.levelname} {r.name}: {r.getMessage()}" for r in self.portal.records[before:]
-                    if r.levelno >= logging.ERROR or r.exc_info]
+        alarming = self.portal.alarming(before)
         assert not alarming, f"{what} logged {alarming}\nrequest:\n{request[:800]!r}"
         return status, payload
 

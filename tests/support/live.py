@@ -61,11 +61,13 @@ class LivePortal:
     def records(self) -> list[logging.LogRecord]:
         return self.handler.records
 
-    def alarming(self) -> list[str]:
-        """What the portal logged at ERROR or with a traceback, one line each (a hostile request may log a
-        WARNING, nothing worse)."""
+    def alarming(self, since: int = 0) -> list[str]:
+        """What the portal logged (from record ``since`` on) at ERROR, or with a traceback at INFO or above,
+        one line each: a hostile request may log a WARNING, nothing worse. (aiohttp logs a request line with
+        an unknown method at DEBUG with its traceback, below any level a portal logs at.)"""
         return [f"{r.levelname} {r.name}: {r.getMessage()}" + (" (with a traceback)" if r.exc_info else "")
-                for r in self.records if r.levelno >= logging.ERROR or r.exc_info]
+                for r in self.records[since:]
+                if r.levelno >= logging.ERROR or (r.exc_info and r.levelno >= logging.INFO)]
 
     def raw(self, request: bytes, timeout: float = 30.0) -> tuple[int, bytes]:
         """Send ``request`` as it is on a new connection, read until the portal closes it; (status, body).
