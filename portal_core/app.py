@@ -19,6 +19,7 @@ from . import __version__, keys
 from .backends import BackendContext
 from .db import apply_schema, create_pool, schema_parts
 from .housekeeping import housekeeping
+from .logs import ClientErrorsAsWarnings
 from .interfaces import AuthProvider, Billing, DirectUploads, Storage
 from .metrics import Metrics
 from .outbox import Outbox, OutboxSettings, consumers_of
@@ -46,7 +47,8 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     pm = pm or make_plugin_manager(config.core.disable_plugins)
     if config.core.trace_hooks:
         trace_hook_calls(pm)
-    app = web.Application(middlewares=[portal_middleware, read_only_guard], client_max_size=MAX_BUFFERED_BODY)
+    app = web.Application(middlewares=[portal_middleware, read_only_guard], client_max_size=MAX_BUFFERED_BODY,
+                          handler_args={"logger": ClientErrorsAsWarnings(logging.getLogger("aiohttp.server"))})
     app[keys.CONFIG] = config
     app[keys.PLUGIN_MANAGER] = pm
     app[keys.METRICS] = Metrics()

@@ -25,6 +25,8 @@ _TYPE = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
 _SECRET_KEYS = frozenset({"password", "secret", "token", "api_key", "csrf_token", "authorization", "cookie"})
 _SECRET_VALUE = re.compile(r"^(pt_|whsec_|sk_|rk_)[A-Za-z0-9_-]{8,}")
 MAX_DATA_BYTES = 4096
+# What an event keeps in place of a value that looks like a token (see check_data).
+REDACTED = "[redacted: looks like a secret]"
 MAX_USER_AGENT = 300
 
 EVENT_COLUMNS = "id, type, occurred_at, actor_id, owner_id, subject_id, data, request_id, ip, user_agent"
@@ -73,21 +75,23 @@ class Event:
 
 
 def check_data(data: Mapping[str, Any]) -> str:
-    """``data`` as JSON text; ValueError when it is too big or looks like it carries a secret."""
-    def walk(value: Any) -> None:
+    """``data`` as JSON text; ValueError when it is too big or has a key that names a secret (the code's
+    mistake). A value that looks like a token is replaced by :data:`REDACTED`: values are often what a
+    customer typed (a filename, a token's name), and one that looks like a secret is kept out of the events
+    without refusing the change it describes."""
+    def walk(value: Any) -> Any:
         if isinstance(value, Mapping):
-            for key, item in value.items():
+            for key in value:
                 if str(key).lower() in _SECRET_KEYS:
                     raise ValueError(f"event data must not carry a secret (key {key!r})")
-                walk(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str) and _SECRET_VALUE.match(value):
-            raise ValueError("event data must not carry a secret (a value looks like a token)")
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(item) for item in value]
+        if isinstance(value, str) and _SECRET_VALUE.match(value):
+            return REDACTED
+        return value
 
-    walk(data)
-    text = json.dumps(data, default=str, ensure_ascii=False)
+    text = json.dumps(walk(data), default=str, ensure_ascii=False)
     if len(text.encode()) > MAX_DATA_BYTES:
         raise ValueError(f"event data is {len(text.encode())} bytes; keep it under {MAX_DATA_BYTES} (ids, not documents)")
     return text

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 
 from .redact import mask
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 
@@ -66,3 +68,19 @@ def configure_logging(fmt: str = "text", level: str = "INFO", secrets: Iterable[
     logging.captureWarnings(True)
     # aiohttp's access log would double every request line; the metrics and our own lines cover it.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class ClientErrorsAsWarnings(logging.LoggerAdapter):
+    """aiohttp's server logger (``handler_args={"logger": ...}``), except that a request aiohttp's own parser
+    refused as malformed (a 4xx: a bad request line, header or chunk) is a WARNING without a traceback, and a
+    client that went away is INFO: neither is the portal's error. Everything else is logged as aiohttp does."""
+
+    def exception(self, msg, *args, exc_info=True, **kwargs) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            detail = str(exc.message).strip().splitlines()[0][:300] if str(exc.message).strip() else type(exc).__name__
+            self.warning(f"{msg}: refused malformed input ({exc.code}): %s", *args, detail, **kwargs)
+        elif isinstance(exc, ConnectionResetError):
+            self.info(f"{msg}: the client went away", *args, **kwargs)
+        else:
+            super().exception(msg, *args, exc_info=exc_info, **kwargs)

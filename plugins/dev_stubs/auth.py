@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from portal_core.interfaces import Health, Identity, LoginFailed, LoginStart
+from portal_core.web.inputs import same_secret
 
 log = logging.getLogger("portal.dev_stubs")
 
@@ -31,7 +32,7 @@ class DevAuth:
         return LoginStart(redirect_url="/dev/login?" + urlencode({"state": state}), state={"state": state})
 
     async def complete_login(self, *, params: Mapping[str, str], state: Mapping[str, Any], callback_url: str) -> Identity:
-        if not secrets.compare_digest(str(params.get("state", "")), str(state.get("state", ""))):
+        if not same_secret(str(params.get("state", "")), str(state.get("state", ""))):
             raise LoginFailed("This sign-in form is stale. Please start again.", reason="dev login state mismatch")
         email = str(params.get("email", "")).strip().lower()
         if not _EMAIL.match(email) or len(email) > 254:

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from portal_core import keys
 from portal_core.interfaces import ObjectNotFound, PartLimits, PresignedPart, StoredPart, UploadNotFound
+from portal_core.web.inputs import same_secret
 
 MiB = 1024 * 1024
 # The same limits as S3 and R2, so what works in DEV_MODE works in production.
@@ -104,12 +105,12 @@ class LocalDirectUploads:
     # -- signing and receiving parts ---------------------------------------------------------------
 
     def sign(self, upload_id: str, number: int, key: str, expires: int) -> str:
-        message = f"{upload_id}\n{number}\n{key}\n{expires}".encode()
+        message = f"{upload_id}\n{number}\n{key}\n{expires}".encode("utf-8", "surrogateescape")
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
     def check_signature(self, upload_id: str, number: int, key: str, expires: str, signature: str) -> str | None:
         """Why this part URL is not valid (to say in the 403), or None when it is."""
-        if not expires.isdigit() or not hmac.compare_digest(self.sign(upload_id, number, key, int(expires)), signature):
+        if not expires.isdecimal() or not same_secret(signature, self.sign(upload_id, number, key, int(expires))):
             return "The request signature we calculated does not match the signature you provided"
         if int(expires) < time.time():
             return "Request has expired"
@@ -209,7 +210,7 @@ async def put_part(request: web.Request) -> web.Response:
     upload_id = request.match_info["upload_id"]
     raw_number = request.match_info["number"]
     key = request.query.get("key", "")
-    if not raw_number.isdigit() or not 1 <= int(raw_number) <= storage.part_limits.max_parts:
+    if not raw_number.isdecimal() or not 1 <= int(raw_number) <= storage.part_limits.max_parts:
         return _s3_error(400, "InvalidArgument", f"Part number must be an integer between 1 and {storage.part_limits.max_parts}")
     number = int(raw_number)
     problem = storage.check_signature(upload_id, number, key, request.query.get("expires", ""),

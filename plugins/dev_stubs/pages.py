@@ -9,6 +9,7 @@ from aiohttp import web
 from portal_core import keys
 from portal_core.interfaces import Price
 from portal_core.web.html import hidden, redirect, render_page
+from portal_core.web.inputs import form
 from portal_core.web.sessions import authenticate
 
 NOTICE = '<p class="notice notice-info">Development only: nothing here is real.</p>'
@@ -76,7 +77,7 @@ def unknown_plan(request: web.Request, principal, plan: str, *, status: int) -> 
 
 async def pay(request: web.Request) -> web.Response:
     principal = await authenticate(request, allow_token=False)
-    plan = (await request.post()).get("plan", "")
+    plan = (await form(request)).get("plan", "")
     billing = request.app[keys.BILLING]
     if plan not in billing.plans():
         return unknown_plan(request, principal, str(plan), status=400)

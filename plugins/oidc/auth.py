@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -25,6 +24,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_r
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from portal_core.interfaces import Health, Identity, LoginFailed, LoginStart
+from portal_core.web.inputs import same_secret
 
 from .metadata import ProviderError, ProviderMetadata
 from .tokens import TokenRejected, allowed_algorithms, key_id, verify_id_token
@@ -93,7 +93,7 @@ class OidcAuth:
         expected = state.get("state")
         if not isinstance(expected, str) or not all(isinstance(state.get(k), str) for k in ("nonce", "code_verifier")):
             raise LoginFailed(NOT_COMPLETED, reason="the saved login state lacks state, nonce or code_verifier")
-        if not hmac.compare_digest(str(params.get("state", "")).encode(), expected.encode()):
+        if not same_secret(str(params.get("state", "")), expected):
             raise LoginFailed(NOT_COMPLETED, reason="state mismatch: the callback does not belong to this sign-in")
         if params.get("error"):
             error, description = params["error"], params.get("error_description", "")

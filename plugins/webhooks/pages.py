@@ -12,6 +12,7 @@ from html import escape
 from aiohttp import web
 
 from portal_core.web.errors import ApiError
+from portal_core.web import inputs
 from portal_core.web.html import hidden, redirect, render_page
 from portal_core.web.sessions import Principal, authenticate
 
@@ -99,7 +100,7 @@ async def show(request: web.Request) -> web.Response:
 
 async def add(request: web.Request) -> web.Response:
     principal = await authenticate(request, allow_token=False)
-    form = await request.post()
+    form = await inputs.form(request)
     url, events = str(form.get("url", "")).strip(), str(form.get("events", ""))
     types = [part.strip() for part in events.split(",") if part.strip()]
     try:

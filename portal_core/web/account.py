@@ -12,6 +12,7 @@ from ..openapi import operation
 from ..plans import FREE
 from .errors import ApiError, bad_request, not_found, unavailable
 from .html import redirect
+from .inputs import json_object
 from .links import rules_json
 from .sessions import authenticate
 from .nav import nav_items
@@ -120,11 +121,8 @@ async def billing_plans(request: web.Request) -> web.Response:
            response={"type": "object", "properties": {"url": {"type": "string"}}})
 async def checkout(request: web.Request) -> web.Response:
     principal = await authenticate(request)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request('send a JSON object, e.g. {"plan": "pro"}') from None
-    plan = body.get("plan") if isinstance(body, dict) else None
+    body = await json_object(request, '{"plan": "pro"}')
+    plan = body.get("plan")
     billing = request.app[keys.BILLING]
     if not isinstance(plan, str) or plan not in billing.plans():
         raise bad_request(f"'plan' must be one of: {', '.join(billing.plans())}", code="unknown_plan")

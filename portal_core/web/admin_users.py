@@ -84,7 +84,7 @@ def _flag(raw: str | None, name: str) -> bool | None:
 
 def _user_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:
         raise not_found("user")
     return int(raw)
 
@@ -128,7 +128,7 @@ async def list_users(request: web.Request) -> web.Response:
     if (frozen := _flag(query.get("frozen"), "frozen")) is not None:
         where.append("u.frozen_at IS NOT NULL" if frozen else "u.frozen_at IS NULL")
     if cursor := query.get("cursor"):
-        if not cursor.isdigit() or len(cursor) > 18:
+        if not cursor.isdecimal() or len(cursor) > 18:
             raise bad_request("the cursor is not one this API returned; start again without it", code="bad_cursor")
         where.append("u.id < %(cursor)s")
         params["cursor"] = int(cursor)

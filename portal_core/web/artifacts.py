@@ -74,13 +74,22 @@ def decode_cursor(cursor: str, sort: tuple[str, str]) -> tuple[object, str]:
             raise ValueError("a cursor of another sort order")
         key, _, artifact_id = raw[len(prefix):].rpartition("|")
         if sort[0] == "created_at":
+            # Any offset fromisoformat takes (seconds, microseconds, ±23:59) is fine once in UTC, where
+            # PostgreSQL can read it; a time without an offset, or beyond year 1..9999 there, is no cursor of ours.
             value: object = dt.datetime.fromisoformat(key)
+            if value.tzinfo is None:
+                raise ValueError("a created_at without a UTC offset")
+            value = value.astimezone(dt.timezone.utc)
         elif sort[0] == "size":
             value = int(key)
+            if not 0 <= value < 2**63:
+                raise ValueError("a size no artifact has")
+        elif "\x00" in key:
+            raise ValueError("a name no artifact has")
         else:
             value = key
         return value, str(uuid.UUID(artifact_id))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise bad_request("the cursor is not one this API returned for this sort order; start again without it",
                           code="bad_cursor") from None
 
@@ -112,7 +121,7 @@ def parse_query(raw: str | None) -> str | None:
 def parse_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not raw.isdecimal() or not 1 <= int(raw) <= MAX_LIMIT:
         raise bad_request(f"limit must be a whole number from 1 to {MAX_LIMIT}", code="bad_limit")
     return int(raw)
 

@@ -69,7 +69,7 @@ def _timestamp(raw: str, name: str) -> dt.datetime:
 
 def _who(raw: str, name: str, column: str, params: dict) -> str:
     raw = raw.strip()
-    if raw.isdigit() and len(raw) <= 18:
+    if raw.isdecimal() and len(raw) <= 18:
         params[name] = int(raw)
         return f"e.{column} = %({name})s"
     if "@" in raw and len(raw) <= 254:
@@ -117,7 +117,7 @@ def _row_json(row) -> dict:
 def _cursor(raw: str | None) -> int | None:
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:
         raise bad_request("the cursor is not one this API returned; start again without it", code="bad_cursor")
     return int(raw)
 

@@ -22,6 +22,7 @@ from ..interfaces import Identity, LoginFailed, ServiceUnavailable
 from . import sessions
 from .errors import ApiError
 from .html import redirect, render_page
+from .inputs import form
 from .next_path import safe_next
 
 log = logging.getLogger("portal.auth")
@@ -82,7 +83,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def callback(request: web.Request) -> web.StreamResponse:
     params = dict(request.query)
     if request.method == "POST":
-        params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        params.update({k: v for k, v in (await form(request)).items() if isinstance(v, str)})
     session = await sessions.load_session(request)
     attempt = (session.data.get("login") if session else None) or None
     if attempt is None:

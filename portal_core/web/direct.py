@@ -153,7 +153,7 @@ async def _reserve(request: web.Request, user_id: int, upload_id: str, key: str,
 
 def _part_number(raw: str, upload: Pending, limits: PartLimits) -> int:
     highest = max_part_number(limits, upload.size)
-    if not raw.isdigit() or not 1 <= int(raw) <= highest:
+    if not raw.isdecimal() or not 1 <= int(raw) <= highest:
         raise bad_request(f"part number {raw!r} is out of range: a file of {human(upload.size)} has parts 1 to "
                           f"{highest} at most", code="bad_part_number")
     return int(raw)

@@ -57,7 +57,7 @@ def direct_storage(request: web.Request):
 
 def declared_size(metadata: Mapping[str, Any]) -> int:
     value = metadata.get("size")
-    if isinstance(value, str) and value.strip().isdigit():  # a client that sends every meta value as text
+    if isinstance(value, str) and value.strip().isdecimal():  # a client that sends every meta value as text
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise bad_request("metadata.size is required: the file's size in bytes, a whole number", code="bad_size")
@@ -92,7 +92,7 @@ def parse_parts(raw: Any) -> dict[int, str]:
     for item in raw:
         number = item.get("PartNumber") if isinstance(item, dict) else None
         etag = item.get("ETag") if isinstance(item, dict) else None
-        if isinstance(number, str) and number.isdigit():
+        if isinstance(number, str) and number.isdecimal():
             number = int(number)
         if isinstance(number, bool) or not isinstance(number, int) or not isinstance(etag, str) or not etag.strip('"'):
             raise bad_request(f"every part needs a PartNumber and an ETag: {example}", code="bad_parts")

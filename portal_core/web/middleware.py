@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 import uuid
 from urllib.parse import quote, urlsplit
 
 import psycopg2
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import keys
 from ..events import Origin, origin_var
@@ -17,8 +20,12 @@ from ..openapi import is_api_path
 from ..redact import mask
 from .errors import ApiError, json_error
 from .html import error_page
+from .inputs import check_request_text
 
 log = logging.getLogger("portal.web")
+
+# What the request metrics count when the client went away before an answer (nginx's convention): not a 5xx.
+CLIENT_CLOSED = 499
 
 
 def content_security_policy(form_targets: str, upload_targets: str = "") -> str:
@@ -87,18 +94,38 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
         response.headers.setdefault("X-Request-Id", request_id)
 
 
+_REQUEST_ID = re.compile(r"[\w.:/+=-]{1,128}", re.ASCII)
+
+
+def _given_request_id(request: web.Request) -> str | None:
+    """The load balancer's X-Request-Id when it is a plain token (it is logged, echoed and stored)."""
+    given = request.headers.get("X-Request-Id")
+    return given if given and _REQUEST_ID.fullmatch(given) else None
+
+
+def _printable(value: str | None) -> str | None:
+    """Header text as it can be stored: raw non-UTF-8 bytes become U+FFFD, NUL characters go."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "")
+
+
 @web.middleware
 async def portal_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Request id, JSON errors and metrics in one middleware, so the hot path pays for one frame, not three."""
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    request_id = _given_request_id(request) or uuid.uuid4().hex[:16]
     token = request_id_var.set(request_id)
-    origin = origin_var.set(Origin(request_id, request.remote, request.headers.get("User-Agent")))
+    origin = origin_var.set(Origin(request_id, request.remote, _printable(request.headers.get("User-Agent"))))
     started = time.perf_counter()
     response = None
     try:
         try:
+            check_request_text(request)
             response = await handler(request)
         except ApiError as exc:
+            if exc.status == 400:  # malformed input: the client's mistake, worth a line, never a traceback
+                log.warning("refused malformed input in %s %s: %s: %s", request.method, loggable_path(request),
+                            exc.code, exc.message)
             if exc.status == 401 and not is_api_path(request.path):
                 response = web.Response(status=302, headers={"Location": "/login?next=" + quote(request.path_qs, safe="/")})
             elif is_page(request.path):  # a form posted from a page (read-only, a stale CSRF token): a page says why
@@ -123,6 +150,22 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
             elif not is_api_path(request.path):
                 response = web.Response(status=503, text="The portal's database is unavailable; retry shortly.",
                                         headers={"Retry-After": "5"})
+        except (ConnectionResetError, asyncio.CancelledError) as exc:
+            # The client went away mid-request (aiohttp raises ConnectionResetError from a body read, or
+            # cancels the handler): nobody to answer, and not the portal's error. Whatever the request was
+            # doing has been undone on the way out (a partial upload is removed by the storage).
+            log.info("client went away during %s %s", request.method, loggable_path(request))
+            response = web.Response(status=CLIENT_CLOSED)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        except (UnicodeError, HttpProcessingError, psycopg2.DataError) as exc:
+            # The backstop for input no parser above caught: bytes that are not UTF-8, a header or multipart
+            # framing aiohttp refused, a value PostgreSQL refused. The client's mistake: 400, logged without a
+            # traceback.
+            status = exc.code if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500 else 400
+            message = _first_line(exc)
+            log.warning("refused malformed input in %s %s: %s", request.method, loggable_path(request), message)
+            response = await _client_error(request, status, message)
         except Exception:
             log.exception("unhandled error in %s %s", request.method, loggable_path(request))
             if is_api_path(request.path):
@@ -141,3 +184,15 @@ async def portal_middleware(request: web.Request, handler) -> web.StreamResponse
         request.app[keys.METRICS].observe_request(route, request.method, status, time.perf_counter() - started)
         request_id_var.reset(token)
         origin_var.reset(origin)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+async def _client_error(request: web.Request, status: int, message: str) -> web.StreamResponse:
+    """A 4xx for malformed input, in the shape the path answers errors in (JSON for the API, a page for people)."""
+    if is_page(request.path):
+        return await error_page(request, status)
+    return json_error(status, "bad_request" if status == 400 else "unprocessable", f"the request is malformed: {message}")

@@ -24,7 +24,8 @@ from .errors import ApiError
 from .file_requests import request_state
 from .links import gone_page, owner_plan, public_page, time_html, token_digest, well_formed
 from .middleware import secret_path
-from .upload import ENVELOPE_SLACK, human, limits_for, next_file_part, store_part, usage
+from .form_parts import FileParts
+from .upload import ENVELOPE_SLACK, human, limits_for, store_part, usage
 
 _CLOSED = {
     "closed": ("This request is closed", "The person who asked for files has closed this request: it takes no more."),
@@ -241,10 +242,14 @@ async def receive(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/form-data"):
         return await result(request, [], (ApiError(400, "bad_request", "send the files with the page's form "
                                                                        "(multipart/form-data, field 'file')"), None))
-    reader = await request.multipart()
     received: list[dict] = []
     refused: tuple[ApiError, str | None] | None = None
-    while (part := await next_file_part(reader)) is not None:
+    try:
+        form = await FileParts.of(request)
+        part = await form.next_file()
+    except ApiError as exc:
+        return await result(request, [], (exc, None))
+    while part is not None:
         if not part.filename and not received and refused is None:
             refused = (ApiError(400, "no_file", "choose at least one file to send"), None)
             break
@@ -253,11 +258,16 @@ async def receive(request: web.Request) -> web.Response:
             received.append(await store_part(app, req.owner, part, plan=room.plan, limits=room.limits,
                                              used=room.used, limit=room.limit, too_large_error=room.too_large,
                                              hook=RequestCaps(req), event_data={"file_request_id": req.id},
-                                             actor_id=None))
+                                             actor_id=None, form=form))
         except ApiError as exc:
             refused = refused or (exc, part.filename)
-            if exc.status in STOPPING:
+            if exc.status in STOPPING or exc.code == "bad_multipart":
                 break
+        try:
+            part = await form.next_file()
+        except ApiError as exc:  # the form broke off after the last file that arrived whole
+            refused = refused or (exc, None)
+            break
     if not received and refused is None:
         refused = (ApiError(400, "no_file", "choose at least one file to send"), None)
     return await result(request, received, refused)

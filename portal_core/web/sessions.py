@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import json
 import secrets
 from typing import Any
@@ -25,6 +24,7 @@ from .. import keys
 from ..events import record_now
 from ..interfaces import User
 from .errors import ApiError, forbidden, unauthenticated
+from .inputs import form, same_secret
 
 COOKIE = "portal_session"
 TOKEN_PREFIX = "pt_"
@@ -34,7 +34,9 @@ TOUCH_INTERVAL = "60 seconds"
 
 
 def digest(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
+    # Any text: a cookie or header of raw non-UTF-8 bytes arrives with surrogate escapes, hashes to a
+    # credential nobody has, and so is simply not signed in.
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
 
 
 @attrs.define
@@ -214,8 +216,8 @@ async def check_csrf(request: web.Request, principal: Principal) -> None:
         return
     sent = request.headers.get("X-CSRF-Token")
     if sent is None and request.content_type == "application/x-www-form-urlencoded":
-        sent = (await request.post()).get("csrf_token")
-    if not sent or not hmac.compare_digest(str(sent), principal.session.csrf_token):
+        sent = (await form(request)).get("csrf_token")
+    if not sent or not same_secret(str(sent), principal.session.csrf_token):
         raise forbidden("missing or wrong CSRF token: send the csrf_token from GET /api/me "
                         "as the X-CSRF-Token header (or a csrf_token form field)", code="csrf")
 

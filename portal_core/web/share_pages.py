@@ -22,7 +22,9 @@ from aiohttp import web
 from .. import keys
 from ..events import record
 from .artifacts import refuse_quarantined, send_download, storage_download
+from . import inputs
 from .errors import ApiError
+from .inputs import same_secret
 from .links import (FAILURE_WINDOW_SECONDS, gone_page, public_page, time_html, token_digest, verify_password_async,
                     well_formed, when)
 from .middleware import secret_path
@@ -121,9 +123,9 @@ def _mac(share: Share, expires: int) -> str:
 def unlocked(request: web.Request, share: Share) -> bool:
     """Whether this browser gave the right password for this link within the last hour."""
     expires, _, mac = request.cookies.get(COOKIE, "").partition(".")
-    if not expires.isdigit() or int(expires) < time.time():
+    if not expires.isdecimal() or int(expires) < time.time():
         return False
-    return hmac.compare_digest(mac, _mac(share, int(expires)))
+    return same_secret(mac, _mac(share, int(expires)))
 
 
 def set_unlock_cookie(response: web.StreamResponse, request: web.Request, share: Share) -> None:
@@ -195,7 +197,7 @@ def locked_page(request: web.Request, wait: float) -> web.Response:
 
 
 async def password_from_form(request: web.Request) -> str:
-    form = await request.post()
+    form = await inputs.form(request)
     value = form.get("password")
     return value if isinstance(value, str) else ""
 

@@ -30,11 +30,11 @@ from ..site import uploads_paused_error
 from ..openapi import operation
 from .artifacts import ARTIFACT, ARTIFACT_COLUMNS, artifact_json
 from .errors import ApiError, bad_request, unavailable
+from .form_parts import FileParts, read_head
 from .sessions import authenticate
 
 log = logging.getLogger("portal.upload")
 
-CHUNK = 512 * 1024
 # How much of a file policy plugins see before it is stored (magic bytes sit in the first few hundred).
 HEAD_BYTES = 4096
 MAX_NAME = 255
@@ -99,21 +99,6 @@ class Meter:
                 raise ObjectTooLarge(self.limit)
             self.sha256.update(chunk)
             yield chunk
-
-
-async def read_part(part, first: bytes = b"") -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    while chunk := await part.read_chunk(CHUNK):
-        yield chunk
-
-
-async def read_head(part) -> bytes:
-    """The part's first HEAD_BYTES (fewer when it is shorter), read before anything is stored."""
-    head = b""
-    while len(head) < HEAD_BYTES and (chunk := await part.read_chunk(HEAD_BYTES - len(head))):
-        head += chunk
-    return head
 
 
 def too_large(plan: str, limits: Limits, used: int, limit: int) -> ApiError:
@@ -207,18 +192,21 @@ OWNER = object()
 
 
 async def next_file_part(reader):
-    """The form's next 'file' part (other fields are skipped), or None when there is none left."""
-    part = await reader.next()
-    while part is not None and part.name != "file":
-        await part.release()
-        part = await reader.next()
-    return part
+    """The next 'file' part of ``reader`` (a :class:`FileParts`, or aiohttp's ``MultipartReader``), other
+    fields skipped; None when there is none left. Malformed framing is a 400."""
+    form = reader if isinstance(reader, FileParts) else FileParts(reader)
+    return await form.next_file()
 
 
 async def store_part(app: web.Application, user: User, part, *, plan: str, limits: Limits, used: int, limit: int,
                      too_large_error: Callable[[], ApiError] | None = None, hook: CommitHook | None = None,
-                     event_data: dict | None = None, actor_id: int | None | object = OWNER) -> dict:
+                     event_data: dict | None = None, actor_id: int | None | object = OWNER,
+                     form: FileParts | None = None, whole_form: bool = False) -> dict:
     """Stream one multipart file part into storage and commit its artifact row; returns the artifact.
+
+    ``form`` is the :class:`FileParts` the part came from: the file counts only once the boundary after it
+    arrived (with ``whole_form``, the rest of the form up to its closing boundary); a body cut off before
+    that is a 400 and nothing is kept. Without ``form``, the part's own boundary must arrive.
 
     ``limit`` caps the bytes while streaming, and the quota is re-checked at commit (413 from
     ``too_large_error``, by default naming the plan's limit). Asks ``portal_check_upload`` with the file's
@@ -228,10 +216,11 @@ async def store_part(app: web.Application, user: User, part, *, plan: str, limit
     """
     name = validate_filename(browser_filename(part))
     content_type = clean_content_type(part.headers.get("Content-Type"))
-    head = await read_head(part)
+    head = await read_head(part, HEAD_BYTES)
     await check_upload(app, user, name, content_type, None, head, plan=plan)
     key = f"{user.id}/{uuid.uuid4()}"
-    meter = Meter(read_part(part, head), limit)
+    form = form if form is not None else FileParts(None)
+    meter = Meter(form.chunks(part, head, whole_form=whole_form), limit)
     storage = app[keys.STORAGE]
     try:
         stored = await storage.put(key, aiter(meter), max_bytes=limit, content_type=content_type)
@@ -277,12 +266,12 @@ async def upload(request: web.Request) -> web.Response:
     limit = max(0, min(limits.max_file, limits.quota - used))
     if request.content_length is not None and request.content_length > limit + ENVELOPE_SLACK:
         raise too_large(plan, limits, used, limit)
-    if not request.content_type.startswith("multipart/form-data"):
-        raise bad_request("send the file as multipart/form-data with a 'file' field (curl -F file=@path)")
-    part = await next_file_part(await request.multipart())
+    form = await FileParts.of(request)
+    part = await form.next_file()
     if part is None:
         raise bad_request("the form has no 'file' field (curl -F file=@path)")
-    artifact = await store_part(app, user, part, plan=plan, limits=limits, used=used, limit=limit)
+    artifact = await store_part(app, user, part, plan=plan, limits=limits, used=used, limit=limit, form=form,
+                                whole_form=True)
     return web.json_response(artifact, status=201)
 
 

@@ -113,9 +113,10 @@ async def test_signing_out_ends_the_provider_session_too(portal, provider, brows
     assert str(await confirm_logout(browser, location)) == portal.url + "/"
 
 
-async def test_a_wrong_state_is_refused_without_a_session(portal, browser, sql):
+@pytest.mark.parametrize("forged", ["forged", "é€ non-ASCII"])
+async def test_a_wrong_state_is_refused_without_a_session(portal, browser, sql, forged):
     callback = await back_to_portal(browser, portal)
-    status, _location, page = await follow(browser, callback.update_query(state="forged"))
+    status, _location, page = await follow(browser, callback.update_query(state=forged))
     assert status == 400
     assert "Try again" in page
     assert (await me(browser, portal))[0] == 401
