@@ -76,7 +76,8 @@ def machine() -> dict[str, str]:
     with contextlib.closing(psycopg2.connect(ADMIN_URL, connect_timeout=5)) as conn, conn.cursor() as cur:
         cur.execute("SHOW server_version")
         pg = cur.fetchone()[0]
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].strip()
+    wrk = (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].strip()
+           if shutil.which("wrk") else "wrk (not installed: only the API benchmark needs it)")
     import aiohttp
     import aiopg
     return {
