@@ -27,7 +27,7 @@ from collections.abc import Callable
 import aiohttp
 import psycopg2
 
-from portal_core.web.artifacts import encode_cursor
+from portal_core.web.artifacts import decode_cursor, encode_cursor, listing
 from tests.support.db import create_token, run_sql
 from tests.support.portal import run_portal
 
@@ -40,6 +40,7 @@ PAGE = 50
 DEEP = 0.75  # the deep cursor sits this far into the big user's artifacts
 READS = 200  # samples per read measure per run
 WRITES = 100  # uploads (and deletes) per run
+SEARCHES = 50  # searches per run: the 200k user's take ~0.5 s each (docs/benchmarks.md)
 BUDGET = 1.5
 UPLOAD = b"x" * 1024
 SORTS = {"date": ("created_at", "desc", "created_at"), "name": ("name", "asc", "lower(name)"),
@@ -152,7 +153,7 @@ def measures(targets: list[Target]) -> dict[str, tuple[int, Callable[[Target], o
         found[f"listing, deep cursor page, by {label}"] = (
             READS, read(lambda t, q=query, j=joiner, s=label: f"/api/artifacts{q}{j}cursor={t.cursors[s]}"))
     found["listing, search (?q= the first 6 characters of one name)"] = (
-        READS, read(lambda t: f"/api/artifacts?q={t.term}", full=False))
+        SEARCHES, read(lambda t: f"/api/artifacts?q={t.term}", full=False))
     found["GET /api/me"] = (READS, read(lambda t: "/api/me"))
     found["upload commit: POST /api/artifacts, 1 KiB"] = (WRITES, Target.upload)
     found["DELETE /api/artifacts/{id}"] = (WRITES, Target.delete)
@@ -194,26 +195,40 @@ async def measure(targets: list[Target], runs: int, log) -> dict[tuple[str, str,
     return figures
 
 
-def explain(database_url: str, user_id: int, cursor_sql: str | None) -> dict[str, str]:
-    """Plans of the queries whose cost could grow with the user's data (the first lines and the timing)."""
+def explain(database_url: str, user_id: int, target: Target, token: str) -> dict[str, str]:
+    """EXPLAIN ANALYZE of what could grow with the user's data: the listing's own prepared statements as the
+    portal runs them (generic plans: the owner is only known when they execute), and the usage figures."""
+    import hashlib
+
     plans = {}
-    queries = {
-        "listing, first page, by date": f"""SELECT id, name, size FROM artifacts WHERE owner_id = {user_id}
-            ORDER BY created_at DESC, id DESC LIMIT {PAGE + 1}""",
-        "usage as a sum (before the running total)":
-            f"SELECT COALESCE(sum(size), 0), count(*) FROM artifacts WHERE owner_id = {user_id}",
-    }
-    if run_sql(database_url, "SELECT to_regclass('users') IS NOT NULL AND EXISTS (SELECT 1 FROM information_schema"
-                             ".columns WHERE table_name = 'users' AND column_name = 'bytes_used')")[0][0]:
-        queries["usage, the running total"] = f"SELECT bytes_used, files_used FROM users WHERE id = {user_id}"
-    if cursor_sql:
-        queries["listing, deep cursor page, by date"] = cursor_sql
-    term = search_term(database_url, user_id)
-    queries["listing, search"] = (f"SELECT id, name, size FROM artifacts WHERE owner_id = {user_id} AND name ILIKE "
-                                  f"'%{term}%' ORDER BY created_at DESC, id DESC LIMIT {PAGE + 1}")
-    for name, sql in queries.items():
-        rows = run_sql(database_url, "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql)
-        plans[name] = "\n".join(r[0] for r in rows)
+    statements = {"listing, first page, by date": ("created_at", False, False),
+                  "listing, deep cursor page, by date": ("created_at", True, False),
+                  "listing, deep cursor page, by name": ("name", True, False),
+                  "listing, search": ("created_at", False, True)}
+    conn = psycopg2.connect(database_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET plan_cache_mode = force_generic_plan")
+            for title, (column, after, search) in statements.items():
+                label = next(k for k, v in SORTS.items() if v[0] == column)
+                order = SORTS[label][1]
+                statement = listing("token", column, order, after, search)
+                params = {"credential": hashlib.sha256(token.encode()).digest(), "limit": PAGE}
+                if after:
+                    params["c_key"], params["c_id"] = decode_cursor(target.cursors[label], (column, order))
+                if search:
+                    params["q"] = f"%{target.term}%"
+                cur.execute(statement.prepare_sql)
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement.execute_sql, params)
+                plans[title] = "\n".join(r[0] for r in cur.fetchall())
+            for title, sql in (("usage as a sum (before the running total)",
+                                "SELECT COALESCE(sum(size), 0), count(*) FROM artifacts WHERE owner_id = %s"),
+                               ("usage, the running total", "SELECT bytes_used, files_used FROM users WHERE id = %s")):
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, (user_id,))
+                plans[title] = "\n".join(r[0] for r in cur.fetchall())
+        conn.rollback()  # the token's last_used_at, touched by the listing's statement
+    finally:
+        conn.close()
     return plans
 
 
@@ -229,18 +244,13 @@ def run(runs: int, log) -> list[Row]:
         with run_portal(small_url, env) as small, run_portal(large_url, env) as large:
             users = [("small", small, small_url, small_user, PAGE), ("large", large, large_url, normal_user, PAGE),
                      ("200k", large, large_url, big_user, int(BIG * DEEP))]
-            targets = [Target(name, portal.url, create_token(url, user, "bench"),
-                              {s: deep_cursor(url, user, s, position - 1) for s in SORTS}, search_term(url, user))
-                       for name, portal, url, user, position in users]
-            figures = asyncio.run(measure(targets, runs, log))
-            cursor_row = run_sql(large_url, "SELECT created_at, id FROM artifacts WHERE owner_id = %s "
-                                            "ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1",
-                                 (big_user, int(BIG * DEEP) - 1))[0]
-            cursor_sql = (f"SELECT id, name, size FROM artifacts WHERE owner_id = {big_user} AND (created_at, id) < "
-                          f"('{cursor_row[0].isoformat()}'::timestamptz, '{cursor_row[1]}'::uuid) "
-                          f"ORDER BY created_at DESC, id DESC LIMIT {PAGE + 1}")
-            for name, plan in explain(large_url, big_user, cursor_sql).items():
+            tokens = [create_token(url, user, "bench") for _name, _portal, url, user, _position in users]
+            targets = [Target(name, portal.url, token, {s: deep_cursor(url, user, s, position - 1) for s in SORTS},
+                              search_term(url, user))
+                       for (name, portal, url, user, position), token in zip(users, tokens, strict=True)]
+            for name, plan in explain(large_url, big_user, targets[2], tokens[2]).items():
                 log(f"  EXPLAIN ({name}, the 200k user):\n" + "\n".join("    " + line for line in plan.splitlines()))
+            figures = asyncio.run(measure(targets, runs, log))
     rows = []
     for name in measures(targets):
         for who, label in (("large", "ordinary user (100)"), ("200k", "the 200k user")):
@@ -256,5 +266,5 @@ def run(runs: int, log) -> list[Row]:
 SETUP = (f"two real `portal` processes (DEV_MODE, local storage, LOG_LEVEL=WARNING), one per database: "
          f"{USERS:,} users × {PER_USER} artifacts + one user with {BIG:,} (and an artifact.created event each), "
          f"against one user with {PER_USER}; API token; one keep-alive connection per user, requests in turn; "
-         f"{READS} samples per read and {WRITES} uploads + deletes per run; pages of {PAGE}; deep cursor: after "
+         f"{READS} samples per read ({SEARCHES} per search) and {WRITES} uploads + deletes per run; pages of {PAGE}; deep cursor: after "
          f"item {PAGE} (100-artifact users) or {int(BIG * DEEP):,} (the 200k user)")
