@@ -18,7 +18,7 @@ from portal_core.db import apply_schema, core_schema, create_pool
 from tests.core.test_direct_uploads import start  # noqa: F401 (fixture)
 from tests.support.db import create_token, create_user, run_sql
 from tests.support.gate import S3Gate
-from tests.support.moto import r2_env, s3_client
+from tests.support.moto import object_keys, r2_env, s3_client
 from tests.support.sharing import browser_form, make_pro, me_id, token_of
 
 TOTALS_SECTION = "-- ---- Usage totals"
@@ -157,27 +157,51 @@ async def test_a_database_an_older_build_filled_is_counted_when_the_newer_build_
         await pool.wait_closed()
 
 
+async def held_uploads(client, gate: S3Gate, headers: dict, sizes: list[int]) -> list[int]:
+    """Upload files of ``sizes`` at once; their stores are held at the gate until all are in flight, then
+    released together, so every commit contends for the user's row. The answers' statuses, in order."""
+    gate.hold(lambda request: request.method == "PUT")
+
+    async def upload(n: int, size: int) -> int:
+        form = aiohttp.FormData()
+        form.add_field("file", bytes([65 + n]) * size, filename=f"{n}.bin")
+        async with client.post("/api/artifacts", data=form, headers=headers) as resp:
+            return resp.status
+
+    uploads = [asyncio.ensure_future(upload(n, size)) for n, size in enumerate(sizes)]
+    await gate.wait_for(lambda: len(gate.holding()) == len(sizes))
+    gate.open()
+    return list(await asyncio.gather(*uploads))
+
+
 async def test_concurrent_uploads_held_at_the_gate_are_all_counted(make_app, aiohttp_client, database_url,
                                                                   moto_endpoint):
-    """Four uploads of one user stream at once; their stores are held at the gate until all four are in
-    flight, then released together, so all four commits contend for the user's row."""
     async with s3_client(moto_endpoint) as s3, S3Gate(moto_endpoint) as gate:
         bucket = f"totals-{uuid.uuid4().hex[:12]}"
         await s3.create_bucket(Bucket=bucket)
         client = await aiohttp_client(make_app(STORAGE_BACKEND="r2", PLAN_FREE_QUOTA="1MiB",
                                                **r2_env(gate.url, bucket)))
         headers = {"Authorization": f"Bearer {create_token(database_url, create_user(database_url))}"}
-        gate.hold(lambda request: request.method == "PUT")
-
-        async def upload(n: int) -> int:
-            form = aiohttp.FormData()
-            form.add_field("file", bytes([65 + n]) * (1000 * (n + 1)), filename=f"{n}.bin")
-            async with client.post("/api/artifacts", data=form, headers=headers) as resp:
-                return resp.status
-
-        uploads = [asyncio.ensure_future(upload(n)) for n in range(4)]
-        await gate.wait_for(lambda: len(gate.holding()) == 4)
-        gate.open()
-        assert await asyncio.gather(*uploads) == [201] * 4
+        assert await held_uploads(client, gate, headers, [1000, 2000, 3000, 4000]) == [201] * 4
     assert_totals_right(database_url)
     assert run_sql(database_url, "SELECT bytes_used, files_used FROM users") == [(10_000, 4)]
+
+
+async def test_concurrent_uploads_past_the_quota_leave_the_last_committer_out(make_app, aiohttp_client,
+                                                                              database_url, moto_endpoint):
+    """All four fit the quota when they start; together they are one byte over it. The commit-time
+    recheck, under the user's row lock, reads the total the earlier commits' triggers left: exactly one is
+    refused (the last to commit, whichever it is), its object is deleted, and the quota is not overshot."""
+    async with s3_client(moto_endpoint) as s3, S3Gate(moto_endpoint) as gate:
+        bucket = f"totals-{uuid.uuid4().hex[:12]}"
+        await s3.create_bucket(Bucket=bucket)
+        client = await aiohttp_client(make_app(STORAGE_BACKEND="r2", PLAN_FREE_QUOTA="9999",
+                                               **r2_env(gate.url, bucket)))
+        headers = {"Authorization": f"Bearer {create_token(database_url, create_user(database_url))}"}
+        statuses = await held_uploads(client, gate, headers, [1000, 2000, 3000, 4000])
+        assert sorted(statuses) == [201, 201, 201, 413]
+        stored = await object_keys(s3, bucket)
+    assert_totals_right(database_url)
+    ((used, files),) = run_sql(database_url, "SELECT bytes_used, files_used FROM users")
+    assert files == 3 and used == 10_000 - [1000, 2000, 3000, 4000][statuses.index(413)] <= 9999
+    assert len(stored) == 3
