@@ -269,3 +269,58 @@ CREATE TABLE IF NOT EXISTS artifact_verifications (
     last_error       text
 );
 CREATE INDEX IF NOT EXISTS artifact_verifications_due_idx ON artifact_verifications (next_attempt_at);
+
+-- ---- Usage totals: what each user stores, kept by triggers on artifacts --------------------------------------
+-- users.bytes_used / files_used are the sum(size) / count(*) of the user's artifacts, changed by the very
+-- statement that inserts, deletes or resizes artifacts, in its transaction, whoever runs it (this build, an
+-- older one, psql): so an upload's quota check and /api/me read one row instead of summing every artifact
+-- (portal_core/web/upload.py). Statement-level where rows come in bulk (one UPDATE per owner, whatever the
+-- number of rows). Backfilled once, when the triggers are made: CREATE TRIGGER locks artifacts against
+-- writes until this transaction commits, so the backfill counts exactly the rows the triggers will not.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS bytes_used bigint NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS files_used bigint NOT NULL DEFAULT 0;
+DO $$
+BEGIN
+    -- One function for every trigger below: a statement's rows summed per owner, added (INSERT: the NEW
+    -- transition table) or taken away (DELETE: the OLD one); a row whose size or owner changed, moved;
+    -- TRUNCATE, everything back to zero.
+    IF NOT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'portal_usage_changed_v1') THEN
+        CREATE FUNCTION portal_usage_changed_v1() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+            IF TG_OP = 'TRUNCATE' THEN
+                UPDATE users SET bytes_used = 0, files_used = 0 WHERE bytes_used <> 0 OR files_used <> 0;
+            ELSIF TG_OP = 'UPDATE' THEN
+                UPDATE users SET bytes_used = bytes_used - OLD.size, files_used = files_used - 1 WHERE id = OLD.owner_id;
+                UPDATE users SET bytes_used = bytes_used + NEW.size, files_used = files_used + 1 WHERE id = NEW.owner_id;
+            ELSE
+                EXECUTE format('UPDATE users u SET bytes_used = u.bytes_used %1$s d.bytes, files_used = u.files_used %1$s d.files'
+                               ' FROM (SELECT owner_id, sum(size) AS bytes, count(*) AS files FROM %2$I GROUP BY owner_id) d'
+                               ' WHERE u.id = d.owner_id',
+                               CASE TG_OP WHEN 'INSERT' THEN '+' ELSE '-' END,
+                               CASE TG_OP WHEN 'INSERT' THEN 'usage_new' ELSE 'usage_old' END);
+            END IF;
+            RETURN NULL;
+        END
+        $fn$;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'artifacts_usage_inserted') THEN
+        CREATE TRIGGER artifacts_usage_inserted AFTER INSERT ON artifacts REFERENCING NEW TABLE AS usage_new
+            FOR EACH STATEMENT EXECUTE FUNCTION portal_usage_changed_v1();
+        CREATE TRIGGER artifacts_usage_deleted AFTER DELETE ON artifacts REFERENCING OLD TABLE AS usage_old
+            FOR EACH STATEMENT EXECUTE FUNCTION portal_usage_changed_v1();
+        CREATE TRIGGER artifacts_usage_updated AFTER UPDATE OF owner_id, size ON artifacts FOR EACH ROW
+            WHEN (OLD.owner_id IS DISTINCT FROM NEW.owner_id OR OLD.size IS DISTINCT FROM NEW.size)
+            EXECUTE FUNCTION portal_usage_changed_v1();
+        CREATE TRIGGER artifacts_usage_truncated AFTER TRUNCATE ON artifacts
+            FOR EACH STATEMENT EXECUTE FUNCTION portal_usage_changed_v1();
+        UPDATE users u SET bytes_used = COALESCE(s.bytes, 0), files_used = COALESCE(s.files, 0)
+        FROM users x LEFT JOIN (SELECT owner_id, sum(size) AS bytes, count(*) AS files
+                                FROM artifacts GROUP BY owner_id) s ON s.owner_id = x.id
+        WHERE u.id = x.id AND (u.bytes_used, u.files_used) IS DISTINCT FROM (COALESCE(s.bytes, 0), COALESCE(s.files, 0));
+    END IF;
+END
+$$;
+-- Listing by name pages through an index-only scan of (owner_id, lower(name), id), then reads only the
+-- page's rows (portal_core/web/artifacts.py): PostgreSQL reads no expression back from an index, so the
+-- name itself is included. By date and by size the indexes above already serve that scan.
+CREATE INDEX IF NOT EXISTS artifacts_owner_name_cover_idx ON artifacts (owner_id, lower(name), id) INCLUDE (name);

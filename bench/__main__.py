@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import api_list, direct_upload, events, report, startup, upload, webhooks
+from . import api_list, direct_upload, events, report, scale, startup, upload, webhooks
 from .harness import ROOT, BenchError, machine
 
 BENCHMARKS = {"api": api_list, "upload": upload, "direct": direct_upload, "startup": startup, "webhooks": webhooks,
-              "events": events}
+              "events": events, "scale": scale}
 ANALYSIS = ROOT / "bench" / "analysis.md"
 
 

@@ -77,7 +77,7 @@ def machine() -> dict[str, str]:
         cur.execute("SHOW server_version")
         pg = cur.fetchone()[0]
     wrk = (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].strip()
-           if shutil.which("wrk") else "wrk (not installed)")
+           if shutil.which("wrk") else "wrk (not installed: only the API benchmark needs it)")
     import aiohttp
     import aiopg
     return {

@@ -108,7 +108,7 @@ async def _users(pool, args) -> int:
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(
             f"""SELECT u.id, u.email, u.name, u.is_admin OR u.admin_granted, u.frozen_at, u.created_at,
-                       u.last_sign_in_at, (SELECT COALESCE(sum(size), 0) FROM artifacts WHERE owner_id = u.id)
+                       u.last_sign_in_at, u.bytes_used
                 FROM users u WHERE {' AND '.join(where)} ORDER BY u.id DESC""", params)
         rows = await cur.fetchall()
     if args.json:

@@ -58,7 +58,7 @@ async def overview(request: web.Request) -> web.Response:
         await cur.execute("SELECT plan, count(*) FROM subscriptions WHERE plan <> %s AND status = ANY(%s) "
                           "GROUP BY plan ORDER BY plan", (FREE, sorted(PLAN_APPLIES)))
         paying = [{"plan": plan, "users": count} for plan, count in await cur.fetchall()]
-        await cur.execute("SELECT COALESCE(sum(size), 0), count(*) FROM artifacts")
+        await cur.execute("SELECT COALESCE(sum(bytes_used), 0)::bigint, COALESCE(sum(files_used), 0)::bigint FROM users")
         used, files = await cur.fetchone()
         # Days in UTC, oldest first, every one of them (a day without uploads is a zero, not a gap).
         await cur.execute(

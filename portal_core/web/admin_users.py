@@ -43,10 +43,9 @@ USER = {"type": "object", "properties": {
 _SELECT = """
     SELECT u.id, u.email, u.name, u.is_admin OR u.admin_granted, u.admin_granted, u.created_at, u.last_sign_in_at,
            u.frozen_at, u.limit_max_file, u.limit_quota, s.plan, s.status,
-           COALESCE(a.bytes, 0), COALESCE(a.files, 0)
+           u.bytes_used, u.files_used
     FROM users u
-    LEFT JOIN subscriptions s ON s.user_id = u.id
-    LEFT JOIN LATERAL (SELECT sum(size) AS bytes, count(*) AS files FROM artifacts WHERE owner_id = u.id) a ON true"""
+    LEFT JOIN subscriptions s ON s.user_id = u.id"""
 
 
 def _iso(value) -> str | None:

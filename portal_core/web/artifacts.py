@@ -152,6 +152,15 @@ _KEY_TEXT = {"created_at": _ISO_CREATED_AT.replace("p.created_at", "p.k"), "name
 
 
 def _listing_query(cte: str, sort: str, order: str, after: bool, search: bool) -> str:
+    """One page costs the same whatever the owner stores (docs/benchmarks.md, "Scale"), because:
+
+    * the owner id is a scalar (an InitPlan), not a join to ``who``: joined, the planner could not see that
+      the index yields the owner's rows in order, and fetched and sorted all of them (~1 s for 200,000);
+    * the page's ids and keys come first, from an index-only scan of (owner_id, sort key, id) that stops
+      after the page, and only those rows are read whole. The owner is only known when the statement runs,
+      so the planner expects an average owner; an index scan that also read the rows then looked dearer
+      than a bitmap scan and a sort of all the owner's rows past the cursor, which is what it chose.
+    """
     direction = order.upper()
     compare = "<" if order == "desc" else ">"
     where = ""
@@ -162,10 +171,12 @@ def _listing_query(cte: str, sort: str, order: str, after: bool, search: bool) -
     order_by = f"p.k {direction}, p.id {direction}"
     return f"""
         WITH {cte},
-        page AS (SELECT a.id, a.name, a.size, a.content_type, a.sha256, a.created_at, a.verification,
-                        a.verification_detail, a.file_request_id, {_KEYS[sort]} AS k
-                 FROM who JOIN artifacts a ON a.owner_id = who.user_id{where}
-                 ORDER BY {_KEYS[sort]} {direction}, a.id {direction} LIMIT %(limit)s + 1)
+        keys AS (SELECT a.id, {_KEYS[sort]} AS k
+                 FROM artifacts a WHERE a.owner_id = (SELECT user_id FROM who){where}
+                 ORDER BY {_KEYS[sort]} {direction}, a.id {direction} LIMIT %(limit)s + 1),
+        page AS (SELECT f.id, f.name, f.size, f.content_type, f.sha256, f.created_at, f.verification,
+                        f.verification_detail, f.file_request_id, keys.k
+                 FROM keys JOIN artifacts f ON f.id = keys.id)
         SELECT {WHO_COLUMNS}, (SELECT count(*) FROM page),
                (SELECT string_agg(row_to_json(doc)::text, ',' ORDER BY {order_by})
                 FROM page p, LATERAL (SELECT p.id, p.name, p.size, p.content_type, p.sha256,

@@ -111,19 +111,23 @@ def too_large(plan: str, limits: Limits, used: int, limit: int) -> ApiError:
 
 
 async def usage(pool, user_id: int) -> tuple[int, int]:
+    """(bytes, files) the user stores: the running totals that triggers on artifacts keep (schema.sql), so
+    the cost does not grow with the number of artifacts."""
     async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute("SELECT COALESCE(sum(size), 0), count(*) FROM artifacts WHERE owner_id = %s", (user_id,))
-        used, count = await cur.fetchone()
-    return int(used), int(count)
+        await cur.execute("SELECT bytes_used, files_used FROM users WHERE id = %s", (user_id,))
+        row = await cur.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 async def locked_usage(cur, user_id: int, *, excluding_upload: str | None = None) -> int:
     """Bytes the user's quota holds — stored artifacts plus the reservations of pending direct uploads
     (all but ``excluding_upload``) — with the user's row locked for the rest of the caller's transaction,
-    so concurrent uploads of one user queue here and each sees the others'."""
+    so concurrent uploads of one user queue here and each sees the others'. The sum is a second statement,
+    so its snapshot, taken once the lock is held, sees every reservation and artifact committed before.
+    Stored bytes are the running total (schema.sql), so the check costs the same however many files there are."""
     await cur.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user_id,))
     await cur.execute(
-        "SELECT (SELECT COALESCE(sum(size), 0) FROM artifacts WHERE owner_id = %(user)s)"
+        "SELECT COALESCE((SELECT bytes_used FROM users WHERE id = %(user)s), 0)"
         " + (SELECT COALESCE(sum(size), 0) FROM direct_uploads WHERE owner_id = %(user)s"
         "    AND upload_id IS DISTINCT FROM %(upload)s)", {"user": user_id, "upload": excluding_upload})
     (held,) = await cur.fetchone()
