@@ -108,10 +108,11 @@ def test_a_csrf_form_field_that_is_not_utf8_is_a_400_naming_the_form(portal):
     cookie = session(portal)[:1]
     status, body = portal.raw(request("POST", "/auth/logout", cookie, b"csrf_token=\xff\xfe",
                                       b"application/x-www-form-urlencoded"))
-    assert (status, error_code(body)) == (400, "bad_form")
+    # /auth/logout is a browser's form, so the refusal is a page in the layout saying why (the API gets JSON).
+    assert status == 400 and b'data-testid="error-message">The form could not be read' in body, body[-600:]
     status, body = portal.raw(request("POST", "/auth/logout", cookie, b"csrf_token=%ff%fe",
                                       b"application/x-www-form-urlencoded"))
-    assert (status, error_code(body)) == (403, "csrf")  # decodes (to U+FFFD): simply the wrong token
+    assert status == 403 and b"CSRF token" in body  # decodes (to U+FFFD): simply the wrong token
     status, _ = portal.raw(request("GET", "/api/me", bearer(portal)))
     assert status == 200
 

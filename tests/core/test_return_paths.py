@@ -83,6 +83,9 @@ def links(page: str) -> dict[str, str]:
 @pytest.mark.parametrize("value", HOSTILE)
 async def test_the_sign_in_page_links_go_where_the_server_would_send_the_browser(client, value) -> None:
     resp = await client.get("/login", params={"next": value})
+    if "\x00" in value:  # a NUL in any query value is refused before any page sees it (inputs.check_request_text)
+        assert resp.status == 400 and "continue-link" not in await resp.text()
+        return
     assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
     found = links(await resp.text())
     assert found["continue-link"] == "/"
