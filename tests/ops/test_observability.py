@@ -101,7 +101,7 @@ async def test_json_logs_carry_the_request_id_on_every_line_of_a_request(stripe_
         except ValueError:
             pytest.fail(f"a log line is not JSON: {line!r}")
     assert all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries), entries
-    startup = [e for e in entries if e["message"].startswith("portal ") and "listening" in e["message"]]
+    startup = [e for e in entries if e["message"].startswith("listening on http://")]
     assert startup and "request_id" not in startup[0], "lines outside a request carry no request id"
     rejected = [e for e in entries if e["message"].startswith("webhook rejected")]
     assert len(rejected) == 1 and rejected[0]["request_id"] == "lb-7f3a" and rejected[0]["level"] == "warning"
