@@ -1,0 +1,149 @@
+"""The upload's commit step (portal_core.web.upload.commit_row): the quota is re-checked under the owner's row
+lock when the row is written, an upload that exactly fills the quota is taken, and an object whose row
+cannot be written is deleted. Concurrency is made deterministic with a gate inside PostgreSQL
+(tests.support.gate.DatabaseGate): a transaction is held where the test wants it, and what the other one
+waits for is read from pg_locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from portal_core.direct_client import PortalError
+from tests.core.test_artifacts_api import stored_files
+from tests.support.db import run_sql
+from tests.support.gate import DatabaseGate
+
+KiB = 1024
+
+
+async def test_two_uploads_racing_for_the_last_room_in_the_quota_cannot_overshoot_it(
+        make_app, aiohttp_client, sign_in, sql, database_url, tmp_path):
+    client = await aiohttp_client(make_app(PLAN_FREE_QUOTA="100KiB"))
+    browser = await sign_in(on=client)
+    first_data, second_data = os.urandom(60 * KiB), os.urandom(60 * KiB)
+    gate = DatabaseGate(database_url)
+    gate.hold_inserts_into("artifacts")
+
+    async def upload(data: bytes, name: str) -> int:
+        async with await browser.upload(data, name) as resp:
+            return resp.status
+
+    with gate:
+        # The first upload streams its file and stops inside its commit, at the INSERT, its owner's row locked.
+        first = asyncio.ensure_future(upload(first_data, "first.bin"))
+        await gate.wait_for_waiters(lambda waits: gate.waiting_at_gate() == 1)
+        # The second passes the pre-check (the first row is not committed: 0 of 100 KiB used), stores its
+        # file and reaches its own commit: it must queue on the owner's row, not go on to insert.
+        second = asyncio.ensure_future(upload(second_data, "second.bin"))
+        waits = await gate.wait_for_waiters(lambda waits: len(waits) == 2 or second.done())
+        assert not second.done(), f"the second upload finished ({second.result()}) while the first was uncommitted"
+        assert gate.waiting_at_gate() == 1, f"both commits reached the INSERT: nothing serialises them ({waits})"
+        assert len(stored_files(tmp_path)) == 2  # both passed the pre-check and stored their bytes
+    statuses = sorted(await asyncio.gather(first, second))
+    assert statuses == [201, 413]
+    assert sql("SELECT name, size FROM artifacts") == [("first.bin", 60 * KiB)]
+    assert sql("SELECT sum(size) FROM artifacts")[0][0] <= 100 * KiB
+    assert len(stored_files(tmp_path)) == 1  # the refused upload's object is deleted
+    assert stored_files(tmp_path)[0].read_bytes() == first_data
+    assert sql("SELECT count(*) FROM events WHERE type = 'artifact.created'") == [(1,)]
+
+
+async def test_an_upload_that_exactly_fills_the_quota_is_taken_and_the_next_byte_is_not(
+        make_app, aiohttp_client, sign_in, sql, tmp_path):
+    client = await aiohttp_client(make_app(PLAN_FREE_QUOTA="100KiB", PLAN_FREE_MAX_FILE="1MiB"))
+    browser = await sign_in(on=client)
+    async with await browser.upload(os.urandom(40 * KiB), "first.bin") as resp:
+        assert resp.status == 201
+    async with await browser.upload(os.urandom(60 * KiB), "fills-it.bin") as resp:
+        assert resp.status == 201, await resp.text()  # 40 + 60 KiB is the quota, not more
+    async with await browser.upload(b"x", "one-more-byte.bin") as resp:
+        assert resp.status == 413
+    assert sql("SELECT sum(size) FROM artifacts") == [(100 * KiB,)]
+    assert len(stored_files(tmp_path)) == 2
+
+
+async def test_an_object_whose_row_cannot_be_written_is_deleted_from_storage(client, sign_in, sql, tmp_path):
+    browser = await sign_in()
+    # The row insert fails inside the commit (after the quota check), as a full disk or a bad row would.
+    sql("""CREATE FUNCTION test_refuse_row() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'the row cannot be written'; END $$;
+           CREATE TRIGGER test_refuse_row BEFORE INSERT ON artifacts FOR EACH ROW EXECUTE FUNCTION test_refuse_row();""")
+    async with await browser.upload(os.urandom(20 * KiB), "unlucky.bin") as resp:
+        assert resp.status == 500
+        assert "request id" in (await resp.json())["error"]["message"]
+    assert stored_files(tmp_path) == []
+    assert sql("SELECT count(*) FROM artifacts") == [(0,)]
+    assert sql("SELECT count(*) FROM events WHERE type = 'artifact.created'") == [(0,)]
+    # Once the database takes rows again, the same upload works and is the only file stored.
+    sql("DROP TRIGGER test_refuse_row ON artifacts")
+    async with await browser.upload(b"fine", "fine.bin") as resp:
+        assert resp.status == 201
+    assert [p.read_bytes() for p in stored_files(tmp_path)] == [b"fine"]
+
+
+# -- the direct-upload completion (portal_core.web.direct_complete): the same commit, under the same lock --
+
+from tests.core.test_direct_uploads import send_parts, start  # noqa: E402,F401 - the `start` fixture
+
+
+async def started_upload(portal, data: bytes):
+    """(client, upload id, key, ETags) of a direct upload of ``data`` whose parts are all in storage."""
+    ada = await portal.user()
+    created = await ada.create("direct.bin", len(data), "application/octet-stream")
+    etags = await send_parts(ada, created, [data])
+    return ada, created["uploadId"], created["key"], etags
+
+
+async def test_a_direct_upload_that_exactly_fills_the_quota_and_the_file_limit_is_taken(start):
+    portal = await start("dev")
+    ada, upload_id, key, etags = await started_upload(portal, b"hello")
+    # An admin narrowed both limits to this very file after it started: exactly full is still fine, and
+    # the upload's own reservation is not counted twice against it.
+    run_sql(portal.database_url, "UPDATE users SET limit_quota = 5, limit_max_file = 5")
+    done = await ada.complete(upload_id, key, etags)
+    assert done["artifact"]["size"] == 5
+    assert await portal.leftovers() == [key]
+    assert portal.rows("direct_uploads") == []
+    assert (await ada.call("GET", "/api/me"))["usage"] == {"bytes": 5, "count": 1, "reserved": 0}
+
+
+@pytest.mark.parametrize("column, says", [("limit_quota", "storage quota of 4 bytes"),
+                                          ("limit_max_file", "per-file limit of 4 bytes")])
+async def test_a_direct_upload_over_a_limit_narrowed_meanwhile_is_refused_at_completion_and_nothing_is_left(
+        start, column, says):
+    portal = await start("dev")
+    ada, upload_id, key, etags = await started_upload(portal, b"hello")
+    run_sql(portal.database_url, f"UPDATE users SET {column} = 4")
+    with pytest.raises(PortalError) as refused:
+        await ada.complete(upload_id, key, etags)
+    assert (refused.value.status, refused.value.code) == (413, "too_large")
+    assert says in refused.value.message
+    assert await portal.leftovers() == []
+    assert portal.rows("direct_uploads") == [] and portal.rows("artifacts") == []
+    assert (await ada.call("GET", "/api/me"))["usage"] == {"bytes": 0, "count": 0, "reserved": 0}
+    assert [e[2]["reason"].startswith("refused:") for e in portal.events("upload.aborted")] == [True]
+
+
+async def test_a_direct_upload_whose_row_cannot_be_written_is_given_back_for_a_retry(start):
+    portal = await start("dev")
+    ada, upload_id, key, etags = await started_upload(portal, b"hello")
+    run_sql(portal.database_url, """
+        CREATE FUNCTION test_refuse_row() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the row cannot be written'; END $$;
+        CREATE TRIGGER test_refuse_row BEFORE INSERT ON artifacts FOR EACH ROW EXECUTE FUNCTION test_refuse_row();""")
+    with pytest.raises(PortalError) as failed:
+        await ada.complete(upload_id, key, etags)
+    assert failed.value.status == 500
+    # Nothing half-done: no artifact, the reservation still held by the pending upload whose bytes storage
+    # keeps (not an orphan: the upload owns them), and the upload is free to be completed again at once.
+    assert portal.rows("artifacts") == []
+    assert (await ada.call("GET", "/api/me"))["usage"]["reserved"] == 5
+    assert await portal.leftovers() == [key]
+    run_sql(portal.database_url, "DROP TRIGGER test_refuse_row ON artifacts")
+    done = await ada.complete(upload_id, key, etags)
+    assert done["artifact"]["size"] == 5 and portal.rows("direct_uploads") == []
+    assert await portal.leftovers() == [key]
