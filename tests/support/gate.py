@@ -151,15 +151,9 @@ class DatabaseGate:
         self._holder = None
 
     def _run(self, query: str, params=()) -> list[tuple] | None:
-        import psycopg2
+        from tests.support.db import run_sql
 
-        conn = psycopg2.connect(self.database_url)
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(query, params)
-                return cur.fetchall() if cur.description else None
-        finally:
-            conn.close()
+        return run_sql(self.database_url, query, params)
 
     def hold_inserts_into(self, table: str) -> None:
         """Install a BEFORE INSERT trigger on ``table`` that waits at the gate (not bounded by lock_timeout)."""
