@@ -21,6 +21,7 @@ import ast
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -227,7 +228,7 @@ def run_bounded(command: list[str], tree: Path, seconds: float) -> None:
 
 def cosmic_config(name: str, module: Module, path: str, tree: Path, timeout: float) -> Path:
     config = OUT / name / f"{Path(path).stem}.toml"
-    command = " ".join(test_command(module))
+    command = shlex.join(test_command(module))  # cosmic-ray splits it with shlex
     config.write_text(f"""[cosmic-ray]
 module-path = {json.dumps(str(tree / path))}
 timeout = {timeout}
@@ -264,9 +265,11 @@ def outcomes(session: Path) -> dict:
         results = db.execute(
             "SELECT r.test_outcome, r.worker_outcome, s.operator_name, s.start_pos_row, r.diff "
             "FROM work_results r JOIN mutation_specs s ON s.job_id = r.job_id ORDER BY s.start_pos_row").fetchall()
-    killed = sum(1 for r in results if r[0] == "killed")
-    survivors = [{"line": r[3], "operator": r[2].split("/")[-1], "diff": r[4]} for r in results if r[0] == "survived"]
-    incompetent = sum(1 for r in results if r[0] not in ("killed", "survived"))
+    outcome = [(r[0] or "").lower() for r in results]  # cosmic-ray writes KILLED, SURVIVED, INCOMPETENT
+    killed = outcome.count("killed")
+    survivors = [{"line": r[3], "operator": r[2].split("/")[-1], "diff": r[4]}
+                 for r, o in zip(results, outcome) if o == "survived"]
+    incompetent = len(results) - killed - len(survivors)
     return {"mutants": total, "run": len(results), "killed": killed, "survived": len(survivors),
             "incompetent": incompetent, "survivors": survivors}
 
