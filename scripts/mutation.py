@@ -274,7 +274,7 @@ def outcomes(session: Path) -> dict:
             "incompetent": incompetent, "survivors": survivors}
 
 
-def run_module(name: str, budget: float, timeout: float, fresh: bool) -> dict:
+def run_module(name: str, budget: float, timeout: float, fresh: bool, recheck: bool = False) -> dict:
     module = MODULES[name]
     workdir = OUT / name
     workdir.mkdir(parents=True, exist_ok=True)
@@ -288,6 +288,9 @@ def run_module(name: str, budget: float, timeout: float, fresh: bool) -> dict:
     for path in module.paths:
         session = workdir / f"{Path(path).stem}.sqlite"
         config = cosmic_config(name, module, path, tree, timeout)
+        if recheck and session.exists():
+            with sqlite3.connect(session) as db:  # the survivors run again, against the tests as they are now
+                db.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'")
         if fresh or not session.exists():
             session.unlink(missing_ok=True)
             subprocess.run(["cosmic-ray", "init", str(config), str(session)], cwd=tree, env=environment(tree), check=True)
@@ -342,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=45.0, help="minutes per module before it stops (default 45)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one test run may take (default 300)")
     parser.add_argument("--fresh", action="store_true", help="start over instead of going on with a module's session")
+    parser.add_argument("--recheck", action="store_true", help="run the survivors of the last run again (after adding tests)")
     parser.add_argument("--report", action="store_true", help="only print what the last runs found")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
@@ -355,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             if summary_path.exists():
                 print(report(json.loads(summary_path.read_text())))
             continue
-        print(report(run_module(name, args.budget * 60, args.timeout, args.fresh)), flush=True)
+        print(report(run_module(name, args.budget * 60, args.timeout, args.fresh, args.recheck)), flush=True)
     return 0
 
 

@@ -12,7 +12,9 @@ import os
 
 import pytest
 
+from portal_core import hookimpl
 from portal_core.direct_client import PortalError
+from portal_core.settings import Limits
 from tests.core.test_artifacts_api import stored_files
 from tests.support.db import run_sql
 from tests.support.gate import DatabaseGate
@@ -83,6 +85,51 @@ async def test_an_object_whose_row_cannot_be_written_is_deleted_from_storage(cli
     async with await browser.upload(b"fine", "fine.bin") as resp:
         assert resp.status == 201
     assert [p.read_bytes() for p in stored_files(tmp_path)] == [b"fine"]
+
+
+async def test_an_admins_override_of_either_limit_alone_replaces_only_that_one(make_app, aiohttp_client, sign_in, sql):
+    client = await aiohttp_client(make_app(PLAN_FREE_MAX_FILE="1KiB", PLAN_FREE_QUOTA="4KiB"))
+    browser = await sign_in(on=client)
+    sql("UPDATE users SET limit_max_file = 2000")  # the quota stays the plan's 4 KiB
+    async with await browser.upload(b"x" * 2000, "over-the-plans-file-limit.bin") as resp:
+        assert resp.status == 201, await resp.text()
+    sql("UPDATE users SET limit_max_file = NULL, limit_quota = 3024")  # the per-file limit is the plan's 1 KiB again
+    async with await browser.upload(b"x" * 1025, "over-the-plans-file-limit-again.bin") as resp:
+        assert resp.status == 413 and "per-file limit of 1 KiB" in (await resp.json())["error"]["message"]
+    async with await browser.upload(b"x" * 1024, "fills-the-override.bin") as resp:
+        assert resp.status == 201, await resp.text()
+    async with await browser.upload(b"x", "one-byte-over-the-override.bin") as resp:
+        assert resp.status == 413
+    assert sql("SELECT sum(size) FROM artifacts") == [(3024,)]
+
+
+class LimitsPlugin:
+    """portal_limits: gives ``answer`` for everyone."""
+
+    __name__ = "limits_for_test"
+
+    def __init__(self, answer) -> None:
+        self.answer = answer
+
+    @hookimpl
+    def portal_limits(self, user, plan, limits, config):
+        return self.answer
+
+
+async def test_a_portal_limits_plugin_replaces_the_limits_and_must_answer_with_limits(make_app, aiohttp_client, sign_in, sql):
+    client = await aiohttp_client(make_app([LimitsPlugin(Limits(max_file=3000, quota=3000))], PLAN_FREE_MAX_FILE="1KiB"))
+    browser = await sign_in(on=client)
+    async with await browser.upload(b"x" * 3000, "as-the-plugin-allows.bin") as resp:
+        assert resp.status == 201, await resp.text()
+    async with await browser.upload(b"x", "past-the-plugins-quota.bin") as resp:
+        assert resp.status == 413
+    plugin = LimitsPlugin(None)
+    broken = await aiohttp_client(make_app([plugin]))
+    browser = await sign_in("bob@example.com", on=broken)
+    plugin.answer = {"quota": 10}  # not a Limits: a bug in the plugin
+    async with await browser.upload(b"x", "a.bin") as resp:
+        assert resp.status == 500  # a plugin bug is loud, never a silently wrong limit
+    assert sql("SELECT name FROM artifacts") == [("as-the-plugin-allows.bin",)]
 
 
 # -- the direct-upload completion (portal_core.web.direct_complete): the same commit, under the same lock --
