@@ -52,7 +52,7 @@ MODULES: dict[str, Module] = {
                      ("tests/core/test_upload_commit.py", "tests/core/test_artifacts_api.py",
                       "tests/core/test_file_requests.py"),
                      ("-m", "not slow", "-k", "not direct and (quota or limit or round_trip or curl or disconnect "
-                                              "or without_a_file or row or racing or fills)"),
+                                              "or without_a_file or row or racing or fills or policy)"),
                      functions=("limits_for", "commit_row", "upload", "store_part", "check_upload", "__aiter__",
                                 "__init__", "locked_usage", "check_uploads_open", "usage")),
     "direct_complete": Module(("portal_core/web/direct_complete.py",),

@@ -132,6 +132,43 @@ async def test_a_portal_limits_plugin_replaces_the_limits_and_must_answer_with_l
     assert sql("SELECT name FROM artifacts") == [("as-the-plugin-allows.bin",)]
 
 
+class PolicyPlugin:
+    """portal_check_upload: refuses names ending in .exe (synchronously) and files starting with MZ (awaitably)."""
+
+    __name__ = "policy_for_test"
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, bytes]] = []
+
+    @hookimpl
+    def portal_check_upload(self, user, plan, filename, content_type, size, head, config):
+        self.asked.append((filename, head))
+        if filename.endswith(".exe"):
+            return "no programs, please"
+
+        async def later():
+            return "no programs inside either" if head.startswith(b"MZ") else None
+        return later()
+
+
+async def test_a_policy_plugins_refusal_is_422_naming_it_and_nothing_is_stored(make_app, aiohttp_client, sign_in, sql,
+                                                                              tmp_path):
+    plugin = PolicyPlugin()
+    client = await aiohttp_client(make_app([plugin]))
+    browser = await sign_in(on=client)
+    for data, name, says in ((b"hello", "setup.exe", "no programs, please"),
+                             (b"MZ\x90\x00" + bytes(5000), "innocent.txt", "no programs inside either")):
+        async with await browser.upload(data, name) as resp:
+            assert resp.status == 422
+            assert (await resp.json())["error"]["message"] == says
+    async with await browser.upload(b"fine", "fine.txt") as resp:
+        assert resp.status == 201
+    assert [name for name, _head in plugin.asked] == ["setup.exe", "innocent.txt", "fine.txt"]
+    assert plugin.asked[1][1] == b"MZ\x90\x00" + bytes(4092)  # the first 4 KiB, before anything is stored
+    assert sql("SELECT name FROM artifacts") == [("fine.txt",)]
+    assert [p.read_bytes() for p in stored_files(tmp_path)] == [b"fine"]
+
+
 # -- the direct-upload completion (portal_core.web.direct_complete): the same commit, under the same lock --
 
 from tests.core.test_direct_uploads import send_parts, start  # noqa: E402,F401 - the `start` fixture
