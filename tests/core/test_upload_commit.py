@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 
 import pytest
 
@@ -17,22 +18,23 @@ from portal_core.direct_client import PortalError
 from portal_core.settings import Limits
 from tests.core.test_artifacts_api import stored_files
 from tests.support.db import run_sql
-from tests.support.gate import DatabaseGate
+from tests.support.gate import DatabaseGate, S3Gate
+from tests.support.moto import object_keys, pending_uploads, r2_env, s3_client
 
 KiB = 1024
 
 
 async def test_two_uploads_racing_for_the_last_room_in_the_quota_cannot_overshoot_it(
         make_app, aiohttp_client, sign_in, sql, database_url, tmp_path):
-    client = await aiohttp_client(make_app(PLAN_FREE_QUOTA="100KiB"))
+    client = await aiohttp_client(make_app(PLAN_FREE_QUOTA="100KiB", PLAN_FREE_MAX_FILE="100KiB"))
     browser = await sign_in(on=client)
     first_data, second_data = os.urandom(60 * KiB), os.urandom(60 * KiB)
     gate = DatabaseGate(database_url)
     gate.hold_inserts_into("artifacts")
 
-    async def upload(data: bytes, name: str) -> int:
+    async def upload(data: bytes, name: str) -> tuple[int, str]:
         async with await browser.upload(data, name) as resp:
-            return resp.status
+            return resp.status, (await resp.json()).get("error", {}).get("message", "")
 
     with gate:
         # The first upload streams its file and stops inside its commit, at the INSERT, its owner's row locked.
@@ -45,8 +47,9 @@ async def test_two_uploads_racing_for_the_last_room_in_the_quota_cannot_overshoo
         assert not second.done(), f"the second upload finished ({second.result()}) while the first was uncommitted"
         assert gate.waiting_at_gate() == 1, f"both commits reached the INSERT: nothing serialises them ({waits})"
         assert len(stored_files(tmp_path)) == 2  # both passed the pre-check and stored their bytes
-    statuses = sorted(await asyncio.gather(first, second))
-    assert statuses == [201, 413]
+    (first_status, _), (second_status, refusal) = await asyncio.gather(first, second)
+    assert (first_status, second_status) == (201, 413)
+    assert refusal == "the upload would exceed the free plan's storage quota of 100 KiB (60 KiB already used)"
     assert sql("SELECT name, size FROM artifacts") == [("first.bin", 60 * KiB)]
     assert sql("SELECT sum(size) FROM artifacts")[0][0] <= 100 * KiB
     assert len(stored_files(tmp_path)) == 1  # the refused upload's object is deleted
@@ -101,6 +104,35 @@ async def test_an_admins_override_of_either_limit_alone_replaces_only_that_one(m
     async with await browser.upload(b"x", "one-byte-over-the-override.bin") as resp:
         assert resp.status == 413
     assert sql("SELECT sum(size) FROM artifacts") == [(3024,)]
+
+
+async def test_an_upload_larger_than_the_room_left_is_refused_before_its_body_is_read(make_app, aiohttp_client,
+                                                                                      sign_in, sql, tmp_path):
+    plugin = PolicyPlugin()  # asked with the file's first bytes: only once the body is being read
+    client = await aiohttp_client(make_app([plugin], PLAN_FREE_QUOTA="1MiB", PLAN_FREE_MAX_FILE="10MiB"))
+    browser = await sign_in(on=client)
+    async with await browser.upload(os.urandom(600 * KiB), "first.bin") as resp:
+        assert resp.status == 201
+    async with await browser.upload(os.urandom(1024 * KiB), "too-big.bin") as resp:
+        assert resp.status == 413
+        assert "storage quota of 1 MiB (600 KiB already used)" in (await resp.json())["error"]["message"]
+    assert [name for name, _head in plugin.asked] == ["first.bin"]  # the second was refused from its headers
+    assert len(stored_files(tmp_path)) == 1
+
+
+async def test_storage_refusing_the_bytes_is_503_and_leaves_no_row(make_app, aiohttp_client, sign_in, sql,
+                                                                   moto_endpoint):
+    async with s3_client(moto_endpoint) as s3, S3Gate(moto_endpoint) as gate:
+        bucket = f"refusing-{uuid.uuid4().hex[:12]}"
+        await s3.create_bucket(Bucket=bucket)
+        client = await aiohttp_client(make_app(STORAGE_BACKEND="r2", **r2_env(gate.url, bucket)))
+        browser = await sign_in(on=client)
+        gate.refuse(lambda request: request.method in ("PUT", "POST"))
+        async with await browser.upload(b"hello", "a.bin") as resp:
+            assert resp.status == 503
+            assert "storage is unavailable, nothing was stored" in (await resp.json())["error"]["message"]
+        assert await object_keys(s3, bucket) == [] and await pending_uploads(s3, bucket) == []
+    assert sql("SELECT count(*) FROM artifacts") == [(0,)]
 
 
 class LimitsPlugin:
@@ -171,7 +203,7 @@ async def test_a_policy_plugins_refusal_is_422_naming_it_and_nothing_is_stored(m
 
 # -- the direct-upload completion (portal_core.web.direct_complete): the same commit, under the same lock --
 
-from tests.core.test_direct_uploads import send_parts, start  # noqa: E402,F401 - the `start` fixture
+from tests.core.test_direct_uploads import send_parts, start, wait_verified  # noqa: E402,F401 - `start`: a fixture
 
 
 async def started_upload(portal, data: bytes):
@@ -190,6 +222,8 @@ async def test_a_direct_upload_that_exactly_fills_the_quota_and_the_file_limit_i
     run_sql(portal.database_url, "UPDATE users SET limit_quota = 5, limit_max_file = 5")
     done = await ada.complete(upload_id, key, etags)
     assert done["artifact"]["size"] == 5
+    # Its bytes did not pass through the portal: it is queued for verification, and the verifier reads them.
+    assert (await wait_verified(ada, done["artifact"]["id"]))["verification"] == "verified"
     assert await portal.leftovers() == [key]
     assert portal.rows("direct_uploads") == []
     assert (await ada.call("GET", "/api/me"))["usage"] == {"bytes": 5, "count": 1, "reserved": 0}
