@@ -256,6 +256,7 @@ def prune(session: Path, source: str, functions: tuple[str, ...]) -> dict[str, i
             if reason is None:
                 continue
             dropped[reason] = dropped.get(reason, 0) + 1
+            db.execute("DELETE FROM work_results WHERE job_id = ?", (job_id,))
             db.execute("DELETE FROM mutation_specs WHERE job_id = ?", (job_id,))
             db.execute("DELETE FROM work_items WHERE job_id = ?", (job_id,))
     return dropped
@@ -293,16 +294,21 @@ def run_module(name: str, budget: float, timeout: float, fresh: bool, recheck: b
         if recheck and session.exists():
             with sqlite3.connect(session) as db:  # the survivors run again, against the tests as they are now
                 db.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'")
+        dropped_path = workdir / f"{Path(path).stem}.dropped.json"
         if fresh or not session.exists():
             session.unlink(missing_ok=True)
+            dropped_path.unlink(missing_ok=True)
             subprocess.run(["cosmic-ray", "init", str(config), str(session)], cwd=tree, env=environment(tree), check=True)
-            dropped = prune(session, (tree / path).read_text(), module.functions)
-            (workdir / f"{Path(path).stem}.dropped.json").write_text(json.dumps(dropped, indent=1))
+        # Again on a session that goes on, in case the rules changed since (the counts add up).
+        dropped = json.loads(dropped_path.read_text()) if dropped_path.exists() else {}
+        for reason, count in prune(session, (tree / path).read_text(), module.functions).items():
+            dropped[reason] = dropped.get(reason, 0) + count
+        dropped_path.write_text(json.dumps(dropped, indent=1))
         left = budget - (time.monotonic() - started)
         if left > 0:
             run_bounded(["cosmic-ray", "exec", str(config), str(session)], tree, left)
         summary["files"][path] = outcomes(session)
-        summary["files"][path]["dropped"] = json.loads((workdir / f"{Path(path).stem}.dropped.json").read_text())
+        summary["files"][path]["dropped"] = dropped
     hand = []
     for file, text, replacement, what in HAND_MUTANTS.get(name, []):
         target = tree / file
