@@ -100,6 +100,14 @@ HAND_MUTANTS: dict[str, list[tuple[str, str, str, str]]] = {
         ("portal_core/web/direct_complete.py", "        await shielded(release(pool, upload.upload_id))\n", "",
          "a failed completion does not give the upload back"),
     ],
+    "sessions": [
+        ("portal_core/web/sessions.py", "    await check_csrf(request, principal)\n", "",
+         "a cookie-authenticated change needs no CSRF token"),
+        ("portal_core/web/sessions.py", "    if principal.expired:", "    if False:", "an expired API token still works"),
+        ("portal_core/web/sessions.py",
+         "    if principal.scopes is not None and required is not None and required not in principal.scopes:",
+         "    if False:", "a token's scopes are not enforced"),
+    ],
     "sign_in": [
         ("portal_core/web/auth.py", '    session.data.pop("login", None)\n    await sessions.save_data(request, session)\n',
          "", "a failed callback leaves the sign-in attempt usable"),
