@@ -65,10 +65,15 @@ async def test_an_upload_that_exactly_fills_the_quota_is_taken_and_the_next_byte
         assert resp.status == 201
     async with await browser.upload(os.urandom(60 * KiB), "fills-it.bin") as resp:
         assert resp.status == 201, await resp.text()  # 40 + 60 KiB is the quota, not more
+        # The portal hashed every byte on the way in: the artifact is verified from the start.
+        assert (await resp.json())["verification"] == "verified"
     async with await browser.upload(b"x", "one-more-byte.bin") as resp:
         assert resp.status == 413
-    assert sql("SELECT sum(size) FROM artifacts") == [(100 * KiB,)]
-    assert len(stored_files(tmp_path)) == 2
+    async with await browser.upload(b"", "empty.bin") as resp:
+        assert resp.status == 201  # an empty file takes no room, even in a full quota
+    assert sql("SELECT sum(size), count(*) FROM artifacts") == [(100 * KiB, 3)]
+    assert sql("SELECT count(*) FROM artifact_verifications") == [(0,)]  # nothing queued to read back
+    assert len(stored_files(tmp_path)) == 3
 
 
 async def test_an_object_whose_row_cannot_be_written_is_deleted_from_storage(client, sign_in, sql, tmp_path):
