@@ -267,6 +267,72 @@ async def test_reapplying_a_schema_takes_no_table_locks(database_url):
         await pool.wait_closed()
 
 
+async def test_sql_added_under_the_same_version_is_applied_even_after_a_part_with_nothing_to_do(database_url):
+    """A plugin's SQL changes the schema's hash, so it is applied though the portal's version did not change —
+    also when it comes after a part whose statements are all done already."""
+    import time
+
+    pm = make_plugin_manager()
+    parts = schema_parts(pm, load_config({"DEV_MODE": "true", "DATABASE_URL": database_url}, pm))
+    done = ("plugin a", "CREATE INDEX IF NOT EXISTS test_a_name_idx ON artifacts (name)")
+    pool = await create_pool(database_url, connect_timeout=5)
+    try:
+        first = await apply_schema(pool, [*parts, done], version="same")
+        started = time.perf_counter()
+        second = await apply_schema(pool, [*parts, done, ("plugin b", "CREATE TABLE IF NOT EXISTS added_later (x int)")],
+                                    version="same")
+        took = time.perf_counter() - started
+    finally:
+        pool.close()
+        await pool.wait_closed()
+    assert first.recorded and second.recorded and first.schema_hash != second.schema_hash
+    assert 0 <= second.seconds <= took  # what the log reports is how long the apply took
+    assert run_sql(database_url, "SELECT count(*) FROM added_later") == [(0,)]
+    assert run_sql(database_url, "SELECT plugins[array_length(plugins, 1)] FROM schema_applies ORDER BY id DESC LIMIT 1") == [
+        ("plugin b",)]
+
+
+async def test_a_broken_part_is_named_and_nothing_of_that_apply_is_kept(database_url):
+    pm = make_plugin_manager()
+    parts = schema_parts(pm, load_config({"DEV_MODE": "true", "DATABASE_URL": database_url}, pm))
+    broken = ("plugin broken", "CREATE TABLE IF NOT EXISTS half_done (x int);\nCREATE TABLE oops (x int")
+    pool = await create_pool(database_url, connect_timeout=5)
+    try:
+        with pytest.raises(RuntimeError, match="applying schema from plugin broken failed: syntax error"):
+            await apply_schema(pool, [*parts, broken], version="broken")
+    finally:
+        pool.close()
+        await pool.wait_closed()
+    assert run_sql(database_url, "SELECT to_regclass('half_done')") == [(None,)]
+    assert run_sql(database_url, "SELECT count(*) FROM schema_applies WHERE portal_version = 'broken'") == [(0,)]
+
+
+def test_plugins_that_contribute_no_sql_add_no_part():
+    from portal_core import hookimpl
+
+    class Quiet:
+        @hookimpl
+        def portal_schema_sql(self, config):
+            return None
+
+    class Blank:
+        @hookimpl
+        def portal_schema_sql(self, config):
+            return "  \n "
+
+    class Some:
+        @hookimpl
+        def portal_schema_sql(self, config):
+            return "CREATE TABLE IF NOT EXISTS some_plugin (x int)"
+
+    pm = make_plugin_manager(extra=[Quiet(), Blank(), Some()])
+    parts = schema_parts(pm, load_config({"DEV_MODE": "true"}, pm))
+    assert parts[0][0] == "schema.sql"
+    assert [sql for _name, sql in parts].count("CREATE TABLE IF NOT EXISTS some_plugin (x int)") == 1
+    assert all(sql and sql.strip() for _name, sql in parts)
+    assert len(parts) == len(schema_parts(make_plugin_manager(), load_config({"DEV_MODE": "true"}, pm))) + 1
+
+
 def test_schema_sql_is_split_into_statements_whatever_the_quotes_and_comments():
     sql = """-- a comment; with a semicolon
 CREATE TABLE IF NOT EXISTS a (x text DEFAULT 'it''s; fine', "we;ird" int);
