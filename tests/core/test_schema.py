@@ -352,3 +352,15 @@ ALTER TABLE a ADD COLUMN IF NOT EXISTS p int, ADD COLUMN IF NOT EXISTS q int;
     assert sqltext.column_added(parts[5]) == ("a", "z")  # the comma inside numeric(10, 2) is not a second action
     assert sqltext.column_added(parts[6]) is None  # two actions: run as written
     assert sqltext.index_created(parts[0]) is None and sqltext.column_added(parts[2]) is None
+    # Edges of the same rules: a lone minus, a comment right after an operator, a quote at the very end,
+    # one never closed, doubled quotes next to a semicolon.
+    for sql, expected in {
+        "SELECT 1 - 1; SELECT 2": ["SELECT 1 - 1", "SELECT 2"],
+        "/* a; */ SELECT 1": ["/* a; */ SELECT 1"],
+        "SELECT 2*/* c; */3": ["SELECT 2*/* c; */3"],
+        "SELECT 'x'": ["SELECT 'x'"],
+        "SELECT 'unterminated; x": ["SELECT 'unterminated; x"],
+        "SELECT 'a'''; SELECT 2": ["SELECT 'a'''", "SELECT 2"],
+        "SELECT ''';'; SELECT 2": ["SELECT ''';'", "SELECT 2"],
+    }.items():
+        assert sqltext.statements(sql) == expected, sql
