@@ -95,8 +95,8 @@ HAND_MUTANTS: dict[str, list[tuple[str, str, str, str]]] = {
          "    if artifact is None:\n", "the object is kept when the commit refuses it"),
     ],
     "direct_complete": [
-        ("portal_core/web/direct_complete.py", "direct_upload=upload.upload_id, verified=False",
-         "direct_upload=None, verified=False", "the completion counts its own reservation and keeps the row"),
+        ("portal_core/web/direct_complete.py", "direct_upload=upload.upload_id,", "direct_upload=None,",
+         "the completion counts its own reservation and keeps the row"),
         ("portal_core/web/direct_complete.py", "        await shielded(release(pool, upload.upload_id))\n", "",
          "a failed completion does not give the upload back"),
     ],
