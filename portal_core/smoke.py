@@ -8,11 +8,13 @@ after removing the artifact the run created, if any:
   sign-in    GET /auth/login redirects to the identity provider with PKCE (code_challenge,
              code_challenge_method=S256) and state, and the provider accepts that request; in DEV_MODE
              the development sign-in form at /dev/login stands in for the provider, and the step says so
-  upload     POST /api/artifacts with the API token: a small random file → 201
+  upload     POST /api/artifacts with the API token: a small random file → 201, recorded with its size
+             and SHA-256
   list       GET /api/artifacts shows it
   download   GET /api/artifacts/{id}/download (following a 302 to the storage URL, without the token)
              returns exactly the bytes uploaded
-  delete     DELETE /api/artifacts/{id} → 204, and the artifact is gone
+  delete     DELETE /api/artifacts/{id} → 204, and the artifact is gone (when the download went to a
+             storage URL, storage no longer serves the file there either)
 
 Standard library only, so it runs from any machine with the portal installed (or inside its image).
 """
@@ -20,6 +22,7 @@ Standard library only, so it runs from any machine with the portal installed (or
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import secrets
@@ -123,6 +126,7 @@ class Smoke:
         self.content = secrets.token_bytes(SMOKE_FILE_SIZE)
         self.filename = f"portal-smoke-{secrets.token_hex(4)}.bin"
         self.artifact_id: str | None = None
+        self.storage_url: str | None = None  # where the download was sent (a signed storage URL), if anywhere
 
     def health(self) -> str:
         # The operators' token only goes to /health: anonymously it shows statuses, with it the details.
@@ -184,7 +188,10 @@ class Smoke:
         self.artifact_id = str(artifact["id"])
         if artifact.get("size") != len(self.content):
             raise StepFailed(f"the portal recorded {artifact.get('size')} bytes, {len(self.content)} were sent")
-        return f"artifact {self.artifact_id} ({len(self.content)} bytes)"
+        digest = hashlib.sha256(self.content).hexdigest()
+        if artifact.get("sha256") != digest:
+            raise StepFailed(f"the portal recorded SHA-256 {artifact.get('sha256')!r}; the file sent has {digest}")
+        return f"artifact {self.artifact_id} ({len(self.content)} bytes, SHA-256 matches)"
 
     def list(self) -> str:
         cursor, pages = None, 0
@@ -209,6 +216,7 @@ class Smoke:
             # The token is for the portal only; the storage URL carries its own signature.
             answer = self.client.request("GET", location)
             how = f"302 to storage at {urlsplit(location).netloc}"
+            self.storage_url = location
         if answer.status != 200:
             raise StepFailed(f"expected the file, got {_error_of(answer)} ({how})")
         if answer.body != self.content:
@@ -223,7 +231,14 @@ class Smoke:
         gone = self.client.request("GET", f"/api/artifacts/{deleted}", authorized=True)
         if gone.status != 404:
             raise StepFailed(f"artifact {deleted} still answers {gone.status} after its deletion")
-        return f"artifact {deleted} deleted"
+        if self.storage_url is None:
+            return f"artifact {deleted} deleted"
+        # The download's storage URL is still signed: storage must no longer have the file behind it.
+        stale = self.client.request("GET", self.storage_url)
+        if stale.status == 200:
+            raise StepFailed(f"artifact {deleted} is deleted, but storage still serves its file "
+                             f"({urlsplit(self.storage_url).netloc}): an orphaned object")
+        return f"artifact {deleted} deleted, and storage no longer has its file ({stale.status})"
 
     def cleanup(self) -> str | None:
         """Remove the artifact a failed run left behind; a sentence saying what happened, or None."""

@@ -161,13 +161,19 @@ async def test_next_redirect_stays_on_this_site(client, next_value, expected):
 async def test_callback_with_a_wrong_state_creates_no_session(client, sql):
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         base = str(client.make_url("")).rstrip("/")
-        await session.get(base + "/auth/login", allow_redirects=False)
+        async with session.get(base + "/auth/login", allow_redirects=False) as resp:
+            state = resp.headers["Location"].split("state=")[1]
         async with session.post(base + "/auth/callback", data={"state": "forged", "email": "a@example.com"},
                                 allow_redirects=False) as resp:
             assert resp.status == 400
             page = await resp.text()
         assert "Try again" in page and 'href="/auth/login"' in page
-        # The attempt is used up, so replaying the right state later fails too.
+        assert sql("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == [(0,)]
+        # The attempt is used up, so the right state, sent afterwards by the same browser, fails too.
+        async with session.post(base + "/auth/callback", data={"state": state, "email": "a@example.com"},
+                                allow_redirects=False) as resp:
+            assert resp.status == 400
+            assert "no sign-in in progress" in await resp.text()
         assert sql("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == [(0,)]
         assert sql("SELECT count(*) FROM users") == [(0,)]
 

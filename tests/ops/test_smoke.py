@@ -7,7 +7,9 @@ against portals that are broken in ways an operator must hear about.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,12 @@ from tests.support.portal import PORTAL_BIN, free_port, run_portal
 from tests.support.stripe import stripe_env
 
 STEPS = ("health", "sign-in", "upload", "list", "download", "delete")
+
+
+def stored_files(portal) -> list[Path]:
+    """The files a DEV_MODE portal's storage holds (PORTAL_DATA_DIR/artifacts)."""
+    root = portal.data_dir / "artifacts"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 def smoke(base_url: str, token: str, *extra: str) -> subprocess.CompletedProcess:
@@ -42,14 +50,18 @@ def test_smoke_passes_against_a_dev_mode_portal(dev_portal, api_token, database_
     assert list(lines) == list(STEPS), result.stdout
     assert all(line.startswith("ok") and " ms " in line for line in lines.values()), result.stdout
     assert "development sign-in form /dev/login" in lines["sign-in"]
-    assert "bytes match" in lines["download"]
+    assert "bytes match" in lines["download"] and "SHA-256 matches" in lines["upload"]
     assert "smoke test passed" in result.stdout
-    # The smoke test cleans up after itself: the account holds nothing afterwards.
+    # The file really went through storage: what the portal stored hashed to what it recorded...
+    (created,) = run_sql(database_url, "SELECT data->>'size', data->>'sha256' FROM events WHERE type = 'artifact.created'")
+    assert created[0] == "4096" and len(created[1]) == 64
+    # ...and the smoke test cleans up after itself: no row, and no file left in storage either.
     assert run_sql(database_url, "SELECT count(*) FROM artifacts")[0][0] == 0
+    assert stored_files(dev_portal) == []
 
 
-def test_smoke_passes_against_the_production_configuration(database_url, api_token, moto_endpoint, s3, s3_bucket,
-                                                           stripe_fake) -> None:
+async def test_smoke_passes_against_the_production_configuration(database_url, api_token, moto_endpoint, s3, s3_bucket,
+                                                                 stripe_fake) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with running_provider(redirect_uris=[base + "/auth/callback"], post_logout_uris=[base + "/"]) as provider:
@@ -65,6 +77,8 @@ def test_smoke_passes_against_the_production_configuration(database_url, api_tok
     assert f"redirects to {provider.issuer}" in lines["sign-in"] and "PKCE (S256) and state" in lines["sign-in"]
     assert "DEV_MODE" not in result.stdout
     assert f"302 to storage at 127.0.0.1:{moto_endpoint.rsplit(':', 1)[1]}" in lines["download"], result.stdout
+    assert "storage no longer has its file" in lines["delete"], result.stdout
+    assert await object_keys(s3, s3_bucket) == []  # the object went with its row
 
 
 async def test_smoke_fails_when_the_provider_refuses_the_portal(database_url, api_token) -> None:
@@ -102,6 +116,24 @@ def test_smoke_cleans_up_when_a_later_step_fails(dev_portal, api_token, database
     assert lines["upload"].startswith("ok") and lines["download"].startswith("FAIL"), result.stdout
     assert "cleanup" in result.stdout and "deleted" in result.stdout.split("cleanup", 1)[1]
     assert run_sql(database_url, "SELECT count(*) FROM artifacts")[0][0] == 0
+    # What is left in storage is the one object the trigger hid from the portal (under its real key), and
+    # it holds exactly the bytes the portal hashed at upload.
+    (recorded,) = run_sql(database_url, "SELECT data->>'sha256' FROM events WHERE type = 'artifact.created'")[0]
+    (hidden,) = stored_files(dev_portal)
+    assert hashlib.sha256(hidden.read_bytes()).hexdigest() == recorded and hidden.stat().st_size == 4096
+
+
+def test_smoke_fails_when_the_portal_records_other_bytes_than_it_was_sent(dev_portal, api_token, database_url) -> None:
+    run_sql(database_url, """
+        CREATE FUNCTION ops_wrong_hash() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN NEW.sha256 := repeat('0', 64); RETURN NEW; END $$;
+        CREATE TRIGGER ops_wrong_hash BEFORE INSERT ON artifacts FOR EACH ROW EXECUTE FUNCTION ops_wrong_hash();""")
+    result = smoke(dev_portal.url, api_token)
+    assert result.returncode == 1, result.stdout
+    lines = step_lines(result.stdout)
+    assert lines["upload"].startswith("FAIL") and "SHA-256 '" + "0" * 64 + "'" in lines["upload"], result.stdout
+    assert run_sql(database_url, "SELECT count(*) FROM artifacts")[0][0] == 0  # cleaned up: the row...
+    assert stored_files(dev_portal) == []  # ...and its file
 
 
 def test_smoke_reports_an_unreachable_portal() -> None:

@@ -127,3 +127,92 @@ class S3Gate:
             self._note()
             out = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
             return web.Response(status=answer.status, body=payload, headers=out)
+
+
+class DatabaseGate:
+    """A gate inside PostgreSQL: statements that take the shared advisory lock ``key`` wait until the test
+    opens it, inside their own transaction (with every lock they already hold). The test holds the
+    exclusive lock on a connection of its own; :meth:`wait_for_waiters` watches ``pg_locks`` for who is
+    stuck, so "both transactions got this far" is seen, not guessed.
+
+        gate = DatabaseGate(database_url)
+        gate.hold_inserts_into("artifacts")     # a trigger: every INSERT INTO artifacts stops at the gate
+        with gate:                              # closed while inside
+            ...start the transactions...
+            await gate.wait_for_waiters(lambda waits: len(waits) == 2)
+        # open: they go on
+    """
+
+    KEY = 0x6761746500  # "gate"
+
+    def __init__(self, database_url: str, key: int = KEY) -> None:
+        self.database_url = database_url
+        self.key = key
+        self._holder = None
+
+    def _run(self, query: str, params=()) -> list[tuple] | None:
+        from tests.support.db import run_sql
+
+        return run_sql(self.database_url, query, params)
+
+    def hold_inserts_into(self, table: str) -> None:
+        """Install a BEFORE INSERT trigger on ``table`` that waits at the gate (not bounded by lock_timeout)."""
+        self._run(f"""
+            CREATE OR REPLACE FUNCTION test_gate_wait() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM set_config('lock_timeout', '0', true);
+                PERFORM pg_advisory_xact_lock_shared({self.key});
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER test_gate_wait BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION test_gate_wait();""")
+
+    def sql(self) -> str:
+        """A statement that waits at the gate, for a transaction to run where the test wants it held."""
+        return (f"DO $$ BEGIN PERFORM set_config('lock_timeout', '0', true); "
+                f"PERFORM pg_advisory_xact_lock_shared({self.key}); END $$")
+
+    def close(self) -> None:
+        import psycopg2
+
+        self._holder = psycopg2.connect(self.database_url)
+        self._holder.autocommit = True
+        with self._holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+
+    def open(self) -> None:
+        if self._holder is not None:
+            self._holder.close()  # the session's advisory lock goes with it
+            self._holder = None
+
+    def __enter__(self) -> DatabaseGate:
+        self.close()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.open()
+
+    def waits(self) -> list[tuple[str, int | None, int | None]]:
+        """What every backend of this database waits for right now: (locktype, classid, objid) per ungranted lock.
+        An advisory lock on a bigint key k shows as classid = k >> 32, objid = k & 0xffffffff."""
+        rows = self._run("""
+            SELECT l.locktype, l.classid::bigint, l.objid::bigint FROM pg_locks l
+            JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE NOT l.granted AND a.datname = current_database() AND l.pid <> pg_backend_pid()
+            ORDER BY l.pid""")
+        return [tuple(row) for row in rows]
+
+    def waiting_at_gate(self) -> int:
+        """How many transactions are stopped at this gate."""
+        return self.waits().count(("advisory", self.key >> 32, self.key & 0xFFFFFFFF))
+
+    async def wait_for_waiters(self, check: Callable[[list[tuple]], bool], timeout: float = 60.0) -> list[tuple]:
+        """Poll until ``check(self.waits())`` holds; return the waits (AssertionError naming them after ``timeout``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            waits = self.waits()
+            if check(waits):
+                return waits
+            if loop.time() > deadline:
+                raise AssertionError(f"the database never got to the expected waits; it waits on {waits}")
+            await asyncio.sleep(0.02)

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import pytest
 
 from portal_core.interfaces import AuthProvider, Identity, LoginFailed, LoginStart
+from portal_core.testing.conformance.shape import assert_implements
 
 
 @pytest.mark.asyncio
@@ -49,7 +50,7 @@ class AuthConformance:
     # -- the cases -----------------------------------------------------------------------------------
 
     async def test_implements_the_interface(self, auth) -> None:
-        assert isinstance(auth, AuthProvider)
+        assert_implements(auth, AuthProvider)
         assert isinstance(auth.name, str) and auth.name
         assert all(isinstance(origin, str) and origin.startswith(("http://", "https://"))
                    for origin in auth.form_action_origins)

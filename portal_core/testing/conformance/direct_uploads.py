@@ -30,6 +30,7 @@ import aiohttp
 import pytest
 
 from portal_core.interfaces import DirectUploads, ObjectNotFound, Storage, StoredPart, UploadNotFound
+from portal_core.testing.conformance.shape import assert_implements
 
 MiB = 1024 * 1024
 
@@ -66,7 +67,8 @@ class DirectUploadsConformance:
 
     def test_it_is_a_storage_with_direct_uploads(self, direct_uploads) -> None:
         storage = direct_uploads.storage
-        assert isinstance(storage, Storage) and isinstance(storage, DirectUploads)
+        assert_implements(storage, Storage)
+        assert_implements(storage, DirectUploads)
         limits = storage.part_limits
         assert 0 < limits.min_size <= limits.preferred_size <= limits.max_size
         assert limits.max_parts >= 1

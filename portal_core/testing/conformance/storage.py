@@ -30,6 +30,7 @@ import aiohttp
 import pytest
 
 from portal_core.interfaces import ObjectNotFound, ObjectTooLarge, Storage, StoredObject
+from portal_core.testing.conformance.shape import assert_implements
 
 MiB = 1024 * 1024
 
@@ -96,7 +97,7 @@ class StorageConformance:
     # -- the cases -----------------------------------------------------------------------------------
 
     async def test_is_a_storage(self, storage) -> None:
-        assert isinstance(storage, Storage)
+        assert_implements(storage, Storage)
         assert isinstance(storage.name, str) and storage.name
 
     @pytest.mark.parametrize("size", [0, 1, 5000, "big"], ids=["empty", "1B", "5kB", "big"])

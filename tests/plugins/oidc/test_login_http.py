@@ -121,6 +121,12 @@ async def test_a_wrong_state_is_refused_without_a_session(portal, browser, sql, 
     assert "Try again" in page
     assert (await me(browser, portal))[0] == 401
     assert signed_in_sessions(sql) == 0
+    # The failed callback used the attempt up: the genuine callback (its state, nonce and verifier, an
+    # unused code) cannot finish it afterwards, whoever sends it.
+    status, _location, page = await follow(browser, callback)
+    assert status == 400 and "no sign-in in progress" in page
+    assert (await me(browser, portal))[0] == 401
+    assert signed_in_sessions(sql) == 0
     assert sql("SELECT count(*) FROM users") == [(0,)]
 
 

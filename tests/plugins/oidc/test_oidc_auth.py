@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from portal_core.interfaces import AuthProvider, LoginFailed
+from portal_core.testing.conformance.shape import assert_implements
 from tests.support.oidc import (
     CALLBACK_URL, POST_LOGOUT_URL, client_session, confirm_logout, free_port, jwt_segment, running_provider, sign_in)
 
@@ -50,7 +51,7 @@ async def test_full_code_flow_returns_the_identity(auth, browser, oidc_provider)
     assert identity.groups == ("customers",)
     assert identity.is_admin is False
     assert json.loads(json.dumps(dict(identity.session_data)))["id_token"].count(".") == 2
-    assert isinstance(auth, AuthProvider)
+    assert_implements(auth, AuthProvider)
 
 
 async def test_admin_group_members_are_admins(oidc_provider, make_auth, browser):
