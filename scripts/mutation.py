@@ -75,7 +75,7 @@ MODULES: dict[str, Module] = {
                                 "schema_hash", "schema_parts", "statements", "strip_comments", "index_created",
                                 "column_added", "_outside_parentheses")),
     "stripe_webhook": Module(("plugins/stripe/webhooks.py", "plugins/stripe/sync.py"),
-                             ("tests/plugins/stripe/test_webhooks.py",)),
+                             ("tests/plugins/stripe/test_sync_rules.py", "tests/plugins/stripe/test_webhooks.py")),
     "events": Module(("portal_core/events.py", "portal_core/outbox.py"),
                      ("tests/core/test_events.py",)),
     "shares": Module(("portal_core/web/shares.py", "portal_core/web/share_pages.py"),
