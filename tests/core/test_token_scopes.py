@@ -181,3 +181,18 @@ async def test_creating_and_revoking_a_token_shows_in_the_owners_activity_naming
                "FROM events WHERE type LIKE 'token.%%' ORDER BY id")
     assert rows == [("token.created", True, token["id"], "deploy", ["artifacts:read"], 3600),
                     ("token.revoked", True, token["id"], "deploy", None, None)]
+
+
+async def test_the_api_description_of_tokens_says_what_the_routes_answer(sign_in, client):
+    browser = await sign_in()
+    status, token = await make_token(browser, scopes=["admin"])  # a customer: refused
+    assert status == 403
+    status, token = await make_token(browser)
+    async with browser.request("DELETE", f"/api/tokens/{token['id']}") as resp:
+        revoked = resp.status
+    spec = await (await client.get("/api/openapi.json")).json()
+    create, revoke = spec["paths"]["/api/tokens"]["post"], spec["paths"]["/api/tokens/{id}"]["delete"]
+    assert {str(status), "403"} <= set(create["responses"]) and str(revoked) in revoke["responses"]
+    limits = create["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert (limits["name"]["maxLength"], limits["expires_in"]["minimum"], limits["expires_in"]["maximum"]) == \
+        (100, 60, 10 * 365 * 86400)
