@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from multidict import CIMultiDict
 
+from portal_core.interfaces import WebhookRejected
+
 from portal_plugins.stripe.sync import choose, describe, metadata_users
-from portal_plugins.stripe.webhooks import concerns_billing, header, object_id, user_hints
+from portal_plugins.stripe.webhooks import concerns_billing, header, object_id, user_hints, verify_event
+from tests.support.stripe import WEBHOOK_SECRET, event_body, signed_headers
 
 PRICES = {"price_pro": "pro", "price_team": "team"}
 
@@ -77,3 +81,18 @@ def test_the_signature_header_is_found_whatever_the_case_of_its_name():
     assert header({"Stripe-Signature": "t=2"}, "Stripe-Signature") == "t=2"
     assert header(CIMultiDict({"STRIPE-SIGNATURE": "t=3"}), "Stripe-Signature") == "t=3"
     assert header({"Other": "x"}, "Stripe-Signature") is None
+
+
+GOOD_EVENT = {"object": "event", "id": "evt_1", "type": "invoice.paid", "data": {"object": {"customer": "cus_1"}}}
+
+
+@pytest.mark.parametrize("defect", [
+    {"object": "list"}, {"id": ""}, {"id": None}, {"type": ""}, {"type": 7}, {"data": []},
+    {"data": {"object": "cus_1"}}, {"data": {}},
+])
+def test_a_signed_body_that_is_no_stripe_event_is_rejected_for_any_one_defect(defect):
+    assert verify_event(event_body(GOOD_EVENT), signed_headers(event_body(GOOD_EVENT)), secret=WEBHOOK_SECRET,
+                        tolerance=300) == GOOD_EVENT
+    body = event_body({**GOOD_EVENT, **defect})
+    with pytest.raises(WebhookRejected, match="not a Stripe event"):
+        verify_event(body, signed_headers(body), secret=WEBHOOK_SECRET, tolerance=300)
