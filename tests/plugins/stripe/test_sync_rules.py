@@ -11,7 +11,7 @@ from multidict import CIMultiDict
 
 from portal_core.interfaces import WebhookRejected
 
-from portal_plugins.stripe.sync import choose, describe, metadata_users
+from portal_plugins.stripe.sync import choose, describe, first_existing_user, metadata_users
 from portal_plugins.stripe.webhooks import concerns_billing, header, object_id, user_hints, verify_event
 from tests.support.stripe import WEBHOOK_SECRET, event_body, signed_headers
 
@@ -96,3 +96,9 @@ def test_a_signed_body_that_is_no_stripe_event_is_rejected_for_any_one_defect(de
     body = event_body({**GOOD_EVENT, **defect})
     with pytest.raises(WebhookRejected, match="not a Stripe event"):
         verify_event(body, signed_headers(body), secret=WEBHOOK_SECRET, tolerance=300)
+
+
+async def test_whose_customer_it_is_comes_from_the_first_hint_that_is_a_portal_user(pool, user):
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        assert await first_existing_user(cur, ["", "abc", "-1", "1e3", "999999999", str(user.id)]) == user.id
+        assert await first_existing_user(cur, ["abc", "999999999"]) is None
