@@ -11,7 +11,8 @@ from multidict import CIMultiDict
 
 from portal_core.interfaces import WebhookRejected
 
-from portal_plugins.stripe.sync import choose, describe, first_existing_user, metadata_users
+from portal_plugins.stripe.sync import (choose, describe, first_existing_user, keep_customer, metadata_users,
+                                         user_for_customer)
 from portal_plugins.stripe.webhooks import concerns_billing, header, object_id, user_hints, verify_event
 from tests.support.stripe import WEBHOOK_SECRET, event_body, signed_headers
 
@@ -54,6 +55,8 @@ def test_the_price_and_period_are_read_from_the_items_or_the_subscription():
     bare = describe({"id": "s", "items": {"data": [{"plan": "price_pro"}]}}, PRICES)
     assert (bare.plan, bare.status, bare.current_period_end, bare.cancel_at_period_end) == ("pro", "none", None, False)
     assert describe({"id": "s", "status": "active"}, PRICES).plan == "free"
+    # A price without an id is no price: the next source (the item's plan) names it.
+    assert describe({"id": "s", "items": {"data": [{"price": {"id": ""}, "plan": "price_pro"}]}}, PRICES).plan == "pro"
 
 
 def test_only_events_that_can_change_a_subscription_concern_billing():
@@ -102,3 +105,12 @@ async def test_whose_customer_it_is_comes_from_the_first_hint_that_is_a_portal_u
     async with pool.acquire() as conn, conn.cursor() as cur:
         assert await first_existing_user(cur, ["", "abc", "-1", "1e3", "999999999", str(user.id)]) == user.id
         assert await first_existing_user(cur, ["abc", "999999999"]) is None
+
+
+async def test_a_customer_kept_for_a_user_leads_back_to_that_user_and_an_earlier_one_wins(pool, user):
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        assert await user_for_customer(cur, "cus_kept") is None
+        assert await keep_customer(cur, user.id, "cus_kept") == "cus_kept"
+        assert await user_for_customer(cur, "cus_kept") == user.id
+        assert await keep_customer(cur, user.id, "cus_later") == "cus_kept"
+        assert await user_for_customer(cur, "cus_later") is None
