@@ -62,7 +62,9 @@ MODULES: dict[str, Module] = {
     "direct": Module(("portal_core/web/direct.py", "portal_core/web/direct_inputs.py", "portal_core/pending_uploads.py"),
                      ("tests/core/test_direct_uploads.py",)),
     "sessions": Module(("portal_core/web/sessions.py",),
-                       ("tests/core/test_sessions_and_security.py", "tests/core/test_token_scopes.py")),
+                       ("tests/core/test_sessions_and_security.py", "tests/core/test_token_scopes.py",
+                        # sign-out reads the signed-in session's data (the provider's id_token hint)
+                        "tests/plugins/oidc/test_login_http.py")),
     "sign_in": Module(("portal_core/web/auth.py",),
                       ("tests/core/test_sessions_and_security.py", "tests/plugins/oidc/test_login_http.py")),
     "tokens": Module(("portal_core/web/tokens.py",),
