@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 import aiohttp
 import pytest
 
@@ -216,3 +219,42 @@ async def test_expired_sessions_are_deleted_at_start(make_app, aiohttp_client, s
     await aiohttp_client(make_app())  # another process starting
     assert sql("SELECT count(*) FROM sessions") == [(1,)]
     assert (await browser.request("GET", "/api/me")).status == 200  # the live one is untouched
+
+
+async def test_admin_routes_are_404_for_a_customer_and_need_the_admin_scope_on_a_token(sign_in, client):
+    customer = await sign_in("customer@example.com")
+    assert (await customer.request("GET", "/api/admin/users")).status == 404
+    admin = await sign_in("root@example.com", admin=True)
+    assert (await admin.request("GET", "/api/admin/users")).status == 200
+    tokens = {}
+    for scopes in (["admin"], ["artifacts:read", "artifacts:write"]):
+        async with admin.request("POST", "/api/tokens", json={"name": scopes[0], "scopes": scopes}) as resp:
+            tokens[scopes[0]] = (await resp.json())["token"]
+    assert (await client.get("/api/admin/users", headers={"Authorization": f"Bearer {tokens['admin']}"})).status == 200
+    resp = await client.get("/api/admin/users", headers={"Authorization": f"Bearer {tokens['artifacts:read']}"})
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "insufficient_scope"
+
+
+async def test_a_token_counts_only_under_the_bearer_scheme_and_an_expired_one_says_when(sign_in, client, sql):
+    browser = await sign_in()
+    async with browser.request("POST", "/api/tokens", json={"name": "ci"}) as resp:
+        secret = (await resp.json())["token"]
+    assert (await client.get("/api/me", headers={"Authorization": f"bearer  {secret} "})).status == 200
+    for header in (f"Basic {secret}", f"Token {secret}", secret):
+        assert (await client.get("/api/me", headers={"Authorization": header})).status == 401, header
+    sql("UPDATE api_tokens SET expires_at = '2026-01-02 03:04:05+00'")
+    resp = await client.get("/api/me", headers={"Authorization": f"Bearer {secret}"})
+    message = (await resp.json())["error"]["message"]
+    assert resp.status == 401 and re.search(r"expired at (\S+);", message), message
+    when = dt.datetime.fromisoformat(re.search(r"expired at (\S+);", message)[1])
+    assert when == dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)  # whatever the server's time zone
+
+
+def test_a_route_asking_for_an_unknown_scope_is_a_programming_error():
+    from portal_core.web.sessions import BY_METHOD, required_scope
+
+    with pytest.raises(ValueError, match="artifacts:reed"):
+        required_scope("GET", "artifacts:reed")
+    assert [required_scope(m, BY_METHOD) for m in ("GET", "HEAD", "OPTIONS", "POST", "DELETE")] == \
+        ["artifacts:read"] * 3 + ["artifacts:write"] * 2
+    assert required_scope("POST", None) is None and required_scope("GET", "admin") == "admin"

@@ -104,8 +104,8 @@ async def test_housekeeping_deletes_tokens_a_month_after_they_expired_and_keeps_
     browser = await sign_in()
     for name, expires_in in (("long gone", 3600), ("just expired", 3600), ("live", 3600), ("forever", None)):
         assert (await make_token(browser, name=name, **({"expires_in": expires_in} if expires_in else {})))[0] == 201
-    sql("UPDATE api_tokens SET expires_at = now() - interval '31 days' WHERE name = 'long gone'")
-    sql("UPDATE api_tokens SET expires_at = now() - interval '29 days' WHERE name = 'just expired'")
+    sql("UPDATE api_tokens SET expires_at = now() - interval '30 days 1 hour' WHERE name = 'long gone'")
+    sql("UPDATE api_tokens SET expires_at = now() - interval '29 days 23 hours' WHERE name = 'just expired'")
     await run_jobs(client.server.app, (expired_tokens,))
     listed = (await (await browser.request("GET", "/api/tokens")).json())["tokens"]
     assert sorted(t["name"] for t in listed) == ["forever", "just expired", "live"]
@@ -133,3 +133,69 @@ async def test_tokens_made_before_scopes_keep_what_they_could_do(client, databas
     secret = create_token(database_url, user)  # the columns' defaults, as an upgraded database has them
     assert (await upload(client, secret)).status == 201
     assert (await client.get("/api/artifacts", headers=bearer(secret))).status == 200
+
+
+# The limits of a token request, each at its edge: the longest name, the shortest and longest expiry are taken,
+# one past them is refused (the edges are the promises; a moved boundary must fail here).
+@pytest.mark.parametrize("body, taken", [
+    ({"name": "n" * 100}, True), ({"name": "n" * 101}, False),
+    ({"expires_in": 60}, True), ({"expires_in": 59}, False),
+    ({"expires_in": 10 * 365 * 86400}, True), ({"expires_in": 10 * 365 * 86400 + 1}, False),
+])
+async def test_a_token_request_at_each_limit_is_taken_and_one_past_it_is_not(sign_in, sql, body, taken):
+    browser = await sign_in()
+    status, answer = await make_token(browser, **body)
+    assert status == (201 if taken else 400), answer
+    assert sql("SELECT count(*) FROM api_tokens") == [(1 if taken else 0,)]
+    if taken and "expires_in" in body:
+        assert sql("SELECT round(extract(epoch FROM expires_at - created_at)) FROM api_tokens") == [(body["expires_in"],)]
+
+
+async def test_a_token_secret_carries_256_random_bits_and_only_its_hash_is_kept(sign_in, sql):
+    browser = await sign_in()
+    secrets = [(await make_token(browser))[1]["token"] for _ in range(2)]
+    # "pt_" and 32 random bytes in URL-safe base64 (43 characters, no padding).
+    assert [len(s) for s in secrets] == [3 + 43, 3 + 43] and secrets[0] != secrets[1]
+    assert sql("SELECT length(token_hash) FROM api_tokens") == [(32,), (32,)]
+
+
+async def test_a_token_cannot_revoke_tokens_and_a_malformed_id_is_404(sign_in, client, sql):
+    browser = await sign_in()
+    _status, token = await make_token(browser, name="ci", scopes=["artifacts:read", "artifacts:write"])
+    resp = await client.delete(f"/api/tokens/{token['id']}", headers=bearer(token["token"]))
+    assert resp.status == 401
+    assert sql("SELECT name FROM api_tokens") == [("ci",)]
+    async with browser.request("DELETE", "/api/tokens/not-a-uuid") as resp:
+        assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+    assert sql("SELECT name FROM api_tokens") == [("ci",)]
+
+
+async def test_creating_and_revoking_a_token_shows_in_the_owners_activity_naming_it(sign_in, sql):
+    browser = await sign_in()
+    _status, token = await make_token(browser, name="deploy", scopes=["artifacts:read"], expires_in=3600)
+    async with browser.request("DELETE", f"/api/tokens/{token['id']}") as resp:
+        assert resp.status == 204
+    async with browser.request("DELETE", f"/api/tokens/{token['id']}") as resp:  # already gone: nothing recorded
+        assert resp.status == 404
+    rows = sql("SELECT type, actor_id = owner_id, subject_id, data->>'name', data->'scopes', data->'expires_in' "
+               "FROM events WHERE type LIKE 'token.%%' ORDER BY id")
+    assert rows == [("token.created", True, token["id"], "deploy", ["artifacts:read"], 3600),
+                    ("token.revoked", True, token["id"], "deploy", None, None)]
+
+
+async def test_the_api_description_of_tokens_says_what_the_routes_answer(sign_in, client):
+    browser = await sign_in()
+    status, token = await make_token(browser, scopes=["admin"])  # a customer: refused
+    assert status == 403
+    status, token = await make_token(browser)
+    async with browser.request("DELETE", f"/api/tokens/{token['id']}") as resp:
+        revoked = resp.status
+    spec = await (await client.get("/api/openapi.json")).json()
+    create, revoke = spec["paths"]["/api/tokens"]["post"], spec["paths"]["/api/tokens/{id}"]["delete"]
+    assert str(status) in create["responses"] and str(revoked) in revoke["responses"]
+    assert "admin" in create["responses"]["403"]["description"]  # not only the CSRF and scope refusal every route has
+    assert "tokens" in spec["paths"]["/api/tokens"]["get"]["responses"]["200"]["content"]["application/json"]["schema"][
+        "properties"]
+    limits = create["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert (limits["name"]["maxLength"], limits["expires_in"]["minimum"], limits["expires_in"]["maximum"]) == \
+        (100, 60, 10 * 365 * 86400)
