@@ -12,7 +12,6 @@ and hashing it) is measured on its own, after the window, and waited for before 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import tempfile
@@ -23,11 +22,9 @@ from pathlib import Path
 import aiohttp
 
 from portal_core.direct_client import DirectClient, upload_file
-from tests.support.db import create_token, create_user
-from tests.support.moto import MotoServer, r2_env, s3_client
-from tests.support.portal import run_portal
+from tests.support.moto import s3_client
 
-from .harness import BenchError, Figure, Row, cpu_seconds, paired_ratio, scratch_database
+from .harness import BenchError, Figure, Row, cpu_seconds, paired_ratio, r2_portal
 
 MiB = 1024 * 1024
 SIZE = 1024 * MiB
@@ -122,28 +119,14 @@ async def _measure(runs: int, log, portal, endpoint: str, bucket: str, token: st
 
 def run(runs: int, log) -> list[Row]:
     runs = min(runs, MAX_RUNS)
-    with contextlib.ExitStack() as stack:
-        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-direct-")))
-        moto = MotoServer(scratch / "moto.log")
-        moto.start()
-        stack.callback(moto.stop)
-        bucket = f"bench-{uuid.uuid4().hex[:12]}"
-
-        async def create_bucket() -> None:
-            async with s3_client(moto.endpoint) as s3:
-                await s3.create_bucket(Bucket=bucket)
-
-        asyncio.run(create_bucket())
-        database_url = stack.enter_context(scratch_database())
-        env = {**r2_env(moto.endpoint, bucket), "STORAGE_BACKEND": "r2", "LOG_LEVEL": "WARNING",
-               "PLAN_FREE_MAX_FILE": "2GiB", "PLAN_FREE_QUOTA": "8GiB"}
-        portal = stack.enter_context(run_portal(database_url, env))
-        token = create_token(database_url, create_user(database_url, email="direct@example.com"))
+    with tempfile.TemporaryDirectory(prefix="bench-direct-") as scratch_dir, \
+            r2_portal(Path(scratch_dir), email="direct@example.com", max_file="2GiB", quota="8GiB") as r2:
+        scratch = Path(scratch_dir)
         path = scratch / "one-gib.bin"
         with open(path, "wb") as file:
             for _ in range(SIZE // (64 * MiB)):
                 file.write(os.urandom(64 * MiB))
-        got = asyncio.run(_measure(runs, log, portal, moto.endpoint, bucket, token, path))
+        got = asyncio.run(_measure(runs, log, r2.portal, r2.endpoint, r2.bucket, r2.token, path))
     part = got["part_size"][0] // MiB
     portal_rate = Figure(tuple(got["portal"]))
     ratio = paired_ratio(got["portal"], got["floor"])

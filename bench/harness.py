@@ -124,6 +124,44 @@ def scratch_database(*, provisioned: bool = True) -> Iterator[str]:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@attrs.frozen
+class R2Portal:
+    """A `portal` process with STORAGE_BACKEND=r2 on a fresh moto and a scratch database, and one user's token."""
+
+    endpoint: str
+    bucket: str
+    portal: object  # tests.support.portal.PortalProcess
+    token: str
+
+
+@contextlib.contextmanager
+def r2_portal(logs: Path, *, email: str, max_file: str, quota: str) -> Iterator[R2Portal]:
+    """What the upload benchmarks share: moto (logging into ``logs``), a bucket, a provisioned database and
+    the portal on them with the free plan's limits raised to ``max_file`` / ``quota``; all torn down after."""
+    import asyncio
+
+    from tests.support.db import create_token, create_user
+    from tests.support.moto import MotoServer, r2_env, s3_client
+    from tests.support.portal import run_portal
+
+    with contextlib.ExitStack() as stack:
+        moto = MotoServer(logs / "moto.log")
+        moto.start()
+        stack.callback(moto.stop)
+        bucket = f"bench-{uuid.uuid4().hex[:12]}"
+
+        async def create_bucket() -> None:
+            async with s3_client(moto.endpoint) as s3:
+                await s3.create_bucket(Bucket=bucket)
+
+        asyncio.run(create_bucket())
+        database_url = stack.enter_context(scratch_database())
+        env = {**r2_env(moto.endpoint, bucket), "STORAGE_BACKEND": "r2", "LOG_LEVEL": "WARNING",
+               "PLAN_FREE_MAX_FILE": max_file, "PLAN_FREE_QUOTA": quota}
+        portal = stack.enter_context(run_portal(database_url, env))
+        yield R2Portal(moto.endpoint, bucket, portal, create_token(database_url, create_user(database_url, email=email)))
+
+
 # -- wrk -----------------------------------------------------------------------------------------------
 
 

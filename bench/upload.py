@@ -10,7 +10,6 @@ The portal's memory growth is VmHWM after the upload minus VmRSS before it, with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import tempfile
 import time
@@ -19,11 +18,9 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.db import create_token, create_user
-from tests.support.moto import MotoServer, r2_env, s3_client
-from tests.support.portal import run_portal
+from tests.support.moto import s3_client
 
-from .harness import BenchError, Figure, cpu_seconds, Row, paired_ratio, reset_peak_rss, scratch_database, status_kb
+from .harness import BenchError, Figure, Row, cpu_seconds, paired_ratio, r2_portal, reset_peak_rss, status_kb
 
 MiB = 1024 * 1024
 SIZE = 256 * MiB
@@ -115,24 +112,9 @@ async def _measure(runs: int, log, portal, endpoint: str, bucket: str, token: st
 
 
 def run(runs: int, log) -> list[Row]:
-    with contextlib.ExitStack() as stack:
-        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-moto-")))
-        moto = MotoServer(logs / "moto.log")
-        moto.start()
-        stack.callback(moto.stop)
-        bucket = f"bench-{uuid.uuid4().hex[:12]}"
-
-        async def create_bucket() -> None:
-            async with s3_client(moto.endpoint) as s3:
-                await s3.create_bucket(Bucket=bucket)
-
-        asyncio.run(create_bucket())
-        database_url = stack.enter_context(scratch_database())
-        env = {**r2_env(moto.endpoint, bucket), "STORAGE_BACKEND": "r2", "LOG_LEVEL": "WARNING",
-               "PLAN_FREE_MAX_FILE": "1GiB", "PLAN_FREE_QUOTA": "4GiB"}
-        portal = stack.enter_context(run_portal(database_url, env))
-        token = create_token(database_url, create_user(database_url, email="upload@example.com"))
-        got = asyncio.run(_measure(runs, log, portal, moto.endpoint, bucket, token))
+    with tempfile.TemporaryDirectory(prefix="bench-moto-") as logs, \
+            r2_portal(Path(logs), email="upload@example.com", max_file="1GiB", quota="4GiB") as r2:
+        got = asyncio.run(_measure(runs, log, r2.portal, r2.endpoint, r2.bucket, r2.token))
     portal_rate = Figure(tuple(got["portal"]))
     ratio = paired_ratio(got["portal"], got["direct"])
     rss = Figure(tuple(got["rss"]))
