@@ -16,7 +16,7 @@ import pytest_asyncio
 from .client import close_signed_in
 from .events import CapturedEvents
 from .portal import (
-    NoTestDatabase, create_database, database_server, drop_database, make_portal_app, provision,
+    NoTestDatabase, Templates, create_database, database_server, drop_database, make_portal_app,
 )
 
 MARKER = "portal"
@@ -38,6 +38,17 @@ def portal_db_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except NoTestDatabase as exc:
             pytest.fail(str(exc), pytrace=False)
         yield url
+
+
+@pytest.fixture(scope="session")
+def portal_db_templates(portal_db_server: str) -> Iterator[Templates]:
+    """The session's provisioned template databases (``portal_db`` copies one instead of applying the
+    schema for every test); dropped when the session ends."""
+    templates = Templates(portal_db_server)
+    try:
+        yield templates
+    finally:
+        templates.drop()
 
 
 @pytest.fixture
@@ -66,13 +77,12 @@ def portal_given(request: pytest.FixtureRequest, portal_env, portal_plugins) -> 
 
 
 @pytest_asyncio.fixture
-async def portal_db(portal_db_server: str, portal_given) -> AsyncIterator[str]:
+async def portal_db(portal_db_templates: Templates, portal_given) -> AsyncIterator[str]:
     """The URL of a fresh database with the portal's schema (and every plugin's SQL) applied, dropped after
-    the test."""
+    the test. It is a copy of a database provisioned once per session for the same schema."""
     env, plugins = portal_given
-    url = create_database(portal_db_server)
+    url = await portal_db_templates.database(env, plugins)
     try:
-        await provision(url, env, plugins)
         yield url
     finally:
         drop_database(url)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -66,13 +67,13 @@ def database_server(data_dir: Path) -> Iterator[str]:
         yield url
 
 
-def create_database(server_url: str) -> str:
-    """A new, empty database on the server; returns its URL."""
+def create_database(server_url: str, *, template: str = "template0") -> str:
+    """A new database on the server, a copy of ``template`` (by default empty); returns its URL."""
     name = "portal_t_" + uuid.uuid4().hex[:16]
     conn = _admin(server_url)
     try:
         with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     finally:
         conn.close()
     return with_dbname(server_url, name)
@@ -103,21 +104,63 @@ def app_env(database_url: str, data_dir: Path, env: Mapping[str, str] | None = N
             "APP_BASE_URL": "http://127.0.0.1:8080", **(env or {})}
 
 
-async def provision(database_url: str, env: Mapping[str, str] | None = None, plugins: Iterable[object] = ()) -> None:
-    """Apply the embedded schema and every plugin's SQL to ``database_url``, exactly as a start would."""
-    from portal_core import __version__
-    from portal_core.db import apply_schema, create_pool, schema_parts
+def provisioned_parts(database_url: str, env: Mapping[str, str] | None = None,
+                      plugins: Iterable[object] = ()) -> list[tuple[str, str]]:
+    """What a start with ``env`` and ``plugins`` applies: the core schema, then each plugin's SQL."""
+    from portal_core.db import schema_parts
     from portal_core.settings import load_config
 
     plugins = list(plugins)
     pm = plugin_manager(env or {}, plugins)
     config = load_config({**DEV_ENV, **(env or {}), "DATABASE_URL": database_url}, pm)
+    return schema_parts(pm, config)
+
+
+async def provision(database_url: str, env: Mapping[str, str] | None = None, plugins: Iterable[object] = (), *,
+                    parts: list[tuple[str, str]] | None = None) -> None:
+    """Apply the embedded schema and every plugin's SQL (or ``parts``) to ``database_url``, exactly as a
+    start would."""
+    from portal_core import __version__
+    from portal_core.db import apply_schema, create_pool
+
+    if parts is None:
+        parts = provisioned_parts(database_url, env, plugins)
     pool = await create_pool(database_url, connect_timeout=5)
     try:
-        await apply_schema(pool, schema_parts(pm, config), version=__version__)
+        await apply_schema(pool, parts, version=__version__)
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+class Templates:
+    """Provisioned databases of one test session, to copy: the schema is applied once per distinct set
+    of parts (settings and plugins can add SQL) instead of once per test, and a test's database is a
+    ``CREATE DATABASE ... TEMPLATE`` copy of it. The templates live only as long as the session (a later
+    run may be a different build), and :meth:`drop` removes them."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self._made: dict[str, str] = {}  # hash of the parts -> the template's database name
+
+    async def database(self, env: Mapping[str, str] | None = None, plugins: Iterable[object] = ()) -> str:
+        """The URL of a new database with the schema ``env`` and ``plugins`` give already applied."""
+        parts = provisioned_parts(with_dbname(self.server_url, "unused"), env, plugins)
+        key = hashlib.sha256(repr(parts).encode()).hexdigest()
+        if key not in self._made:
+            url = create_database(self.server_url)
+            try:
+                await provision(url, parts=parts)
+            except BaseException:
+                drop_database(url)
+                raise
+            self._made[key] = urlsplit(url).path.lstrip("/")
+        return create_database(self.server_url, template=self._made[key])
+
+    def drop(self) -> None:
+        for name in self._made.values():
+            drop_database(with_dbname(self.server_url, name))
+        self._made.clear()
 
 
 def make_portal_app(database_url: str, data_dir: Path, env: Mapping[str, str] | None = None,

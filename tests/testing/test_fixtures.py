@@ -70,3 +70,33 @@ class TestPluginsGivenByAFixture:
         assert (await refused.json())["error"]["message"] == "no executables on the free plan"
         assert self.gatekeeper.asked == [("free", "setup.exe")]
         assert not [p for p in (portal_data_dir / "artifacts").rglob("*") if p.is_file()]
+
+
+class WithANote:
+    """A test-only plugin that adds a table of its own (portal_schema_sql)."""
+
+    @hookimpl
+    def portal_schema_sql(self, config):
+        return "CREATE TABLE IF NOT EXISTS kit_notes (body text NOT NULL);"
+
+
+async def test_each_test_database_is_its_own_copy_of_the_provisioned_schema(portal_db_templates):
+    from portal_core.testing.portal import create_user, drop_database
+    from tests.support.db import run_sql
+
+    made = [await portal_db_templates.database(), await portal_db_templates.database(),
+            await portal_db_templates.database(plugins=[WithANote()])]
+    try:
+        first, second, with_note = made
+        assert len(set(made)) == 3
+        create_user(first, "ada@example.com")
+        assert run_sql(first, "SELECT email FROM users") == [("ada@example.com",)]
+        assert run_sql(second, "SELECT count(*) FROM users") == [(0,)]
+        # A plugin's SQL makes a different template; the plain ones do not have its table.
+        assert run_sql(with_note, "SELECT count(*) FROM kit_notes") == [(0,)]
+        assert run_sql(first, "SELECT to_regclass('kit_notes')") == [(None,)]
+        # The schema was applied (and recorded) as a start applies it.
+        assert run_sql(second, "SELECT count(*) FROM schema_applies") == [(1,)]
+    finally:
+        for url in made:
+            drop_database(url)
