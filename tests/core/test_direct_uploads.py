@@ -213,6 +213,16 @@ async def test_parts_of_unequal_sizes_or_not_the_ones_listed_are_refused(portal)
     assert refused.value.code == "bad_parts" and "storage holds it with ETag" in refused.value.message
     assert await portal.leftovers() == [] and portal.rows("direct_uploads") == []
 
+    # The refusal names what the client sent; the audit trail keeps the first 300 characters of it.
+    created = await ada.create("c.bin", 10, "application/octet-stream")
+    await send_parts(ada, created, [b"0123456789"])
+    with pytest.raises(PortalError) as refused:
+        await ada.complete(created["uploadId"], created["key"], {1: "f" * 400})
+    assert f'listed with ETag "{"f" * 400}"' in refused.value.message
+    reason = portal.events("upload.aborted")[-1][2]["reason"]
+    assert reason == ('refused: part 1 was listed with ETag "' + "f" * 400)[:300]
+    assert await portal.leftovers() == [] and portal.rows("direct_uploads") == []
+
 
 async def test_another_users_upload_answers_404_and_stays_intact(portal):
     ada, bob = await portal.user("ada@example.com"), await portal.user("bob@example.com")

@@ -109,7 +109,8 @@ async def test_revoking_makes_the_link_answer_410_at_once_and_is_recorded(sign_i
     async with aiohttp.ClientSession() as guest, guest.get(url) as resp:
         assert resp.status == 410
         assert "This link was revoked" in await resp.text()
-    assert sql("SELECT count(*) FROM events WHERE type = 'share.revoked' AND subject_id = %s", (created["id"],)) == [(1,)]
+    assert sql("SELECT data FROM events WHERE type = 'share.revoked' AND subject_id = %s", (created["id"],)) == [
+        ({"artifact_id": artifact["id"], "name": artifact["name"]},)]
 
 
 async def test_deleting_the_artifact_makes_its_links_answer_410(sign_in, client, sql):
@@ -126,6 +127,10 @@ async def test_deleting_the_artifact_makes_its_links_answer_410(sign_in, client,
     async with browser.request("GET", "/api/shares") as resp:
         shares = (await resp.json())["shares"]
     assert {(s["state"], s["name"], s["artifact_id"]) for s in shares} == {("deleted", "notes.txt", None)}
+    # Revoking a link to a deleted file records the name it had, and no artifact.
+    async with browser.request("DELETE", f"/api/shares/{shares[0]['id']}") as resp:
+        assert resp.status == 204
+    assert sql("SELECT data FROM events WHERE type = 'share.revoked'") == [({"artifact_id": None, "name": "notes.txt"},)]
 
 
 async def test_twenty_concurrent_downloads_against_a_limit_of_five_exactly_five_succeed(sign_in, client, sql, database_url):
