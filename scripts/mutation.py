@@ -89,7 +89,7 @@ MODULES: dict[str, Module] = {
                      ("tests/core/test_event_rules.py", "tests/core/test_events.py", "tests/core/test_event_operations.py",
                       "tests/testing/test_fixtures.py", "tests/core/test_event_delivery_processes.py")),
     "shares": Module(("portal_core/web/shares.py", "portal_core/web/share_pages.py"),
-                     ("tests/core/test_shares.py", "tests/core/test_share_passwords.py"),
+                     ("tests/core/test_share_rules.py", "tests/core/test_shares.py", "tests/core/test_share_passwords.py"),
                      functions=("share_state", "create_share", "list_shares", "revoke_share", "state", "find",
                                 "unavailable", "gone", "_mac", "unlocked", "set_unlock_cookie", "failures",
                                 "locked_for", "try_password", "password_from_form", "share_page", "unlock", "download",

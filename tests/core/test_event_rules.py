@@ -46,3 +46,29 @@ async def test_a_recorded_event_keeps_the_first_300_characters_of_the_user_agent
     assert stored[ids[1]] == "a" * 300
     assert stored[ids[2]] is None
     assert sorted(ids) == ids and len(set(ids)) == 3
+
+
+def test_the_size_limit_counts_utf8_bytes_and_keeps_other_scripts_readable():
+    name = "é" * 2042  # {"name": "…"}: 12 + 2 × 2042 = 4,096 bytes in UTF-8 (escaped as \u00e9: 12,264)
+    assert json.loads(check_data({"name": name})) == {"name": name}
+    assert "é" in check_data({"name": name})
+    with pytest.raises(ValueError, match="event data is 4098 bytes"):
+        check_data({"name": name + "é"})
+
+
+async def test_an_event_read_back_has_every_field_it_was_recorded_with(portal_db, portal_pool):
+    from portal_core.events import EVENT_COLUMNS, Event
+    from tests.support.db import create_user
+
+    # Two users, so the actor (an administrator) and the owner (the customer) differ.
+    admin = create_user(portal_db, email="root@example.com", is_admin=True)
+    customer = create_user(portal_db, email="ada@example.com")
+    async with portal_pool.acquire() as conn, conn.cursor() as cur:
+        event_id = await record(cur, "plan.changed", actor_id=admin, owner_id=customer, subject_id=customer,
+                                data={"plan": "pro"}, origin=Origin(request_id="req-1", ip="192.0.2.7", user_agent="ua/1"))
+        await cur.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE id = %s", (event_id,))
+        event = Event.from_row(await cur.fetchone())
+    assert (event.id, event.type, event.actor_id, event.owner_id, event.subject_id, dict(event.data), event.request_id,
+            event.ip, event.user_agent) == (event_id, "plan.changed", admin, customer, str(customer), {"plan": "pro"},
+                                            "req-1", "192.0.2.7", "ua/1")
+    assert event.occurred_at.tzinfo is not None

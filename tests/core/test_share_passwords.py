@@ -31,6 +31,7 @@ async def test_the_password_form_a_wrong_password_and_the_right_one(sign_in, cli
     data = os.urandom(10_000)
     created, token = await password_share(browser, sql, data)
     assert created["has_password"] is True
+    assert sql("SELECT data->>'has_password' FROM events WHERE type = 'share.created'") == [("true",)]
     (stored,) = sql("SELECT password_hash FROM shares")[0]
     assert stored.startswith("scrypt$") and PASSWORD not in stored
     page, download = client.make_url(f"/s/{token}"), client.make_url(f"/s/{token}/download")

@@ -64,6 +64,9 @@ async def test_a_signed_out_visitor_sees_the_file_and_downloads_the_same_bytes(s
     owner = await me_id(browser)
     assert events == [("share.created", owner, owner, created["id"], "127.0.0.1", None),
                       ("share.downloaded", None, owner, created["id"], "127.0.0.1", "1")]
+    assert sql("SELECT data FROM events WHERE type = 'share.created'") == [(
+        {"artifact_id": artifact["id"], "name": "report.pdf", "expires_at": created["expires_at"], "max_downloads": None,
+         "has_password": False},)]
 
 
 async def test_the_default_expiry_is_seven_days_and_a_shorter_one_is_kept(sign_in, sql):
