@@ -78,9 +78,10 @@ def test_parts_of_unequal_size_too_small_or_a_larger_last_one_are_refused():
     stored = parts(4, 4)
     assert refusal(stored, listed(stored), 8) == (
         400, "bad_parts", "every part but the last must be at least 5 bytes; these are 4 bytes")
-    stored = parts(5, 6)
-    assert refusal(stored, listed(stored), 11) == (
-        400, "bad_parts", "the last part (6 bytes) is larger than the others (5)")
+    for sizes in [(5, 6), (5, 5, 6)]:
+        stored = parts(*sizes)
+        assert refusal(stored, listed(stored), sum(sizes)) == (
+            400, "bad_parts", "the last part (6 bytes) is larger than the others (5)")
     # One part alone may be any size, the minimum included.
     for size in (1, 4, 5, 6):
         stored = parts(size)

@@ -562,6 +562,27 @@ async def test_a_completion_already_under_way_is_not_run_twice(start):
     assert (await ada.complete(created["uploadId"], created["key"], etags))["artifact"]["size"] == 5
 
 
+async def test_a_completion_while_uploads_are_paused_is_503_and_the_upload_waits_for_the_resume(start):
+    portal = await start("dev")
+    ada = await portal.user()
+    created = await ada.create("a.bin", 5, "text/plain")
+    etags = await send_parts(ada, created, [b"hello"])
+
+    async def switch(paused: bool) -> None:
+        run_sql(portal.database_url, "INSERT INTO site_settings (name, value) VALUES ('uploads_paused', %s::jsonb) "
+                                     "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value", (json.dumps(paused),))
+        await portal.app[keys.SITE].refresh(portal.app[keys.POOL])
+
+    await switch(True)
+    with pytest.raises(PortalError) as paused:
+        await ada.complete(created["uploadId"], created["key"], etags)
+    assert (paused.value.status, paused.value.code) == (503, "uploads_paused")
+    assert portal.events("upload.aborted") == [] and len(portal.rows("direct_uploads")) == 1
+    await switch(False)
+    assert (await ada.complete(created["uploadId"], created["key"], etags))["artifact"]["size"] == 5
+    assert portal.rows("direct_uploads") == []
+
+
 async def test_an_upload_storage_lost_is_dropped_with_its_reservation(start):
     portal = await start("dev")
     ada = await portal.user()

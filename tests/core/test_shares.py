@@ -13,7 +13,7 @@ import psycopg2
 import pytest
 
 from tests.support.db import run_sql
-from tests.support.sharing import make_pro, me_id, share, wait_for_lock_waiters
+from tests.support.sharing import make_pro, me_id, share, token_of, wait_for_lock_waiters
 
 HIDDEN = {"X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-referrer"}
 
@@ -134,6 +134,21 @@ async def test_deleting_the_artifact_makes_its_links_answer_410(sign_in, client,
     async with browser.request("DELETE", f"/api/shares/{shares[0]['id']}") as resp:
         assert resp.status == 204
     assert sql("SELECT data FROM events WHERE type = 'share.revoked'") == [({"artifact_id": None, "name": "notes.txt"},)]
+
+
+async def test_a_link_to_a_file_that_cannot_be_served_says_why_in_a_page_and_counts_nothing(sign_in, client, sql):
+    browser = await sign_in()
+    artifact = await upload(browser, b"held back")
+    created = await share(browser, artifact["id"], max_downloads=1)
+    sql("UPDATE artifacts SET verification = 'quarantined', verification_detail = 'the bytes differ' WHERE id = %s",
+        (artifact["id"],))
+    async with aiohttp.ClientSession() as guest, guest.get(client.make_url(
+            f"/s/{token_of(created['url'])}/download")) as resp:
+        assert resp.status == 409 and resp.content_type == "text/html"
+        page = await resp.text()
+    assert "The file cannot be downloaded right now" in page and "the bytes differ" in page
+    assert sql("SELECT downloads FROM shares") == [(0,)]
+    assert sql("SELECT count(*) FROM events WHERE type = 'share.downloaded'") == [(0,)]
 
 
 async def test_twenty_concurrent_downloads_against_a_limit_of_five_exactly_five_succeed(sign_in, client, sql, database_url):
