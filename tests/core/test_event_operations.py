@@ -89,3 +89,25 @@ async def test_housekeeping_deletes_events_past_the_retention_with_their_deliver
     assert run_sql(database_url, "SELECT id FROM events WHERE type = 'test.happened'") == [(kept,)]
     assert run_sql(database_url, "SELECT event_id FROM event_deliveries WHERE plugin = 'old_reader'") == [(kept,)]
     assert old != kept
+
+
+async def test_a_portal_holds_one_listen_connection_and_keeps_it(portal_client, captured_events, portal_db):
+    """Delivery is woken by NOTIFY on one long-lived connection per process: not a reconnect per wake-up,
+    which would churn the database's connections (and still deliver, so only this test notices)."""
+    from portal_core.event_queue import CHANNEL
+    from portal_core.testing import signed_in
+
+    def listeners() -> list[int]:
+        return [pid for (pid,) in run_sql(portal_db, "SELECT pid FROM pg_stat_activity WHERE datname = "
+                                                     "current_database() AND query = %s", (f"LISTEN {CHANNEL}",))]
+
+    for _ in range(100):
+        if listeners():
+            break
+        await asyncio.sleep(0.05)
+    first = listeners()
+    ada = await signed_in(portal_client, "ada@example.com")
+    for number in range(3):  # each upload's event wakes the deliverer through the same connection
+        artifact = await (await ada.upload(b"x", f"{number}.txt")).json()
+        await captured_events.wait_for("artifact.created", subject_id=artifact["id"])
+        assert listeners() == first and len(first) == 1
