@@ -72,3 +72,13 @@ async def test_an_event_read_back_has_every_field_it_was_recorded_with(portal_db
             event.ip, event.user_agent) == (event_id, "plan.changed", admin, customer, str(customer), {"plan": "pro"},
                                             "req-1", "192.0.2.7", "ua/1")
     assert event.occurred_at.tzinfo is not None
+
+
+@pytest.mark.parametrize("handler_timeout", [0.5, 30, 600])
+def test_a_claimed_delivery_is_leased_for_longer_than_its_handler_may_run(handler_timeout):
+    """Another process may take a delivery over only when its lease ran out, so the lease must outlast the
+    handler's timeout: a live process never has a delivery it is still running taken from it."""
+    from portal_core.outbox import OutboxSettings
+
+    settings = OutboxSettings(max_attempts=3, retry_seconds=1, handler_timeout=handler_timeout)
+    assert settings.lease_seconds > handler_timeout + 1

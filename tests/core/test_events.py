@@ -172,3 +172,42 @@ async def test_limits_nav_and_static_hooks(integrator, sign_in):
     assert (await integrator.client.get("/plugins/integrator/missing.js")).status == 404
     again = await integrator.client.get("/plugins/integrator/report.js", headers={"If-None-Match": response.headers["ETag"]})
     assert again.status == 304
+
+
+async def test_a_retry_falls_due_on_time_even_when_a_wake_up_finds_nothing_to_do(make_app, aiohttp_client, sign_in,
+                                                                                  database_url):
+    """A failed delivery is retried when its retry is due, not at the next poll: a wake-up in between (any
+    NOTIFY) that finds nothing due must still sleep only until that retry."""
+    plugin = Integrator()
+    plugin.fail_types.add("token.created")
+    plugin.client = await aiohttp_client(make_app(extra_plugins=[plugin], EVENTS_RETRY_SECONDS="1.5",
+                                                  EVENTS_POLL_SECONDS="60"))
+    browser = await sign_in("ada@example.com", on=plugin.client)
+    assert (await browser.request("POST", "/api/tokens", json={"name": "ci"})).status == 201
+    for _ in range(200):  # the first attempt failed and its retry is scheduled
+        if run_sql(database_url, "SELECT attempts FROM event_deliveries d JOIN events e ON e.id = d.event_id "
+                                 "WHERE e.type = 'token.created' AND d.last_error IS NOT NULL") == [(1,)]:
+            break
+        await asyncio.sleep(0.02)
+    plugin.fail_types.clear()
+    run_sql(database_url, "NOTIFY portal_events")  # wakes the deliverer while the retry is not due yet
+    await plugin.wait_for(lambda got: "token.created" in [e.type for e in got], timeout=15)
+
+
+async def test_delivery_waits_out_a_database_that_refuses_it_and_loses_nothing(integrator, sign_in, database_url, caplog):
+    browser = await sign_in("ada@example.com", on=integrator.client)
+    await integrator.wait_for(lambda got: "user.signed_in" in [e.type for e in got])
+    # Claiming deliveries fails (as with the database away) while recording still works.
+    run_sql(database_url, """
+        CREATE FUNCTION refuse_claims() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN RAISE EXCEPTION 'claims refused by the test'; END $$;
+        CREATE TRIGGER refuse_claims BEFORE UPDATE ON event_deliveries FOR EACH ROW EXECUTE FUNCTION refuse_claims();""")
+    assert (await browser.request("POST", "/api/tokens", json={"name": "ci"})).status == 201
+    for _ in range(200):
+        if "event delivery to integrator paused: claims refused by the test" in caplog.text:
+            break
+        await asyncio.sleep(0.02)
+    assert "event delivery to integrator paused: claims refused by the test" in caplog.text
+    assert "token.created" not in [e.type for e in integrator.received]
+    run_sql(database_url, "DROP TRIGGER refuse_claims ON event_deliveries")
+    await integrator.wait_for(lambda got: "token.created" in [e.type for e in got])
