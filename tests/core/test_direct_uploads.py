@@ -596,6 +596,17 @@ async def test_an_upload_storage_lost_is_dropped_with_its_reservation(start):
     assert portal.rows("direct_uploads") == [] and await portal.leftovers() == []
     assert [e[2]["reason"] for e in portal.events("upload.aborted")] == ["gone from storage"]
 
+    # Listing the parts finds it gone too, even once the upload has expired (before housekeeping came by).
+    created = await ada.create("b.bin", 5, "text/plain")
+    await send_parts(ada, created, [b"hello"])
+    run_sql(portal.database_url, "UPDATE direct_uploads SET expires_at = now() - interval '1 second'")
+    await storage.abort_multipart(created["key"], created["uploadId"])
+    with pytest.raises(PortalError) as gone:
+        await ada.list_parts(created["uploadId"], created["key"])
+    assert gone.value.status == 404 and "storage no longer has it" in gone.value.message
+    assert portal.rows("direct_uploads") == [] and await portal.leftovers() == []
+    assert (await ada.call("GET", "/api/me"))["usage"]["reserved"] == 0
+
 
 async def test_pages_may_reach_storage_and_compile_the_hash_worker_and_nothing_more(portal):
     ada = await portal.user()
@@ -728,6 +739,21 @@ async def test_limits_lowered_after_the_start_are_checked_again_at_complete(port
     assert (await ada.call("GET", "/api/me"))["usage"]["reserved"] == 0
     (event,) = portal.events("upload.aborted")
     assert event[2]["reason"] == f"refused: {words}"
+
+
+async def test_a_quota_lowered_below_what_is_stored_names_the_quota_and_what_is_used(portal):
+    ada = await portal.user()
+    first = await ada.create("first.bin", 50, "application/octet-stream")
+    await ada.complete(first["uploadId"], first["key"], await send_parts(ada, first, [os.urandom(50)]))
+    created = await ada.create("a.bin", 100, "application/octet-stream")
+    etags = await send_parts(ada, created, [os.urandom(100)])
+    run_sql(portal.database_url, "UPDATE users SET limit_quota = 60, limit_max_file = 100")
+    with pytest.raises(PortalError) as refused:
+        await ada.complete(created["uploadId"], created["key"], etags)
+    assert (refused.value.status, refused.value.message) == (
+        413, "the upload would exceed the free plan's storage quota of 60 bytes (50 bytes already used)")
+    assert [a[0] for a in run_sql(portal.database_url, "SELECT name FROM artifacts")] == ["first.bin"]
+    assert portal.rows("direct_uploads") == []
 
 
 async def guest_of(portal: Portal, owner: DirectClient, **caps) -> tuple[DirectClient, dict]:
