@@ -754,6 +754,9 @@ async def test_a_quota_lowered_below_what_is_stored_names_the_quota_and_what_is_
         413, "the upload would exceed the free plan's storage quota of 60 bytes (50 bytes already used)")
     assert [a[0] for a in run_sql(portal.database_url, "SELECT name FROM artifacts")] == ["first.bin"]
     assert portal.rows("direct_uploads") == []
+    ada_id = (await ada.call("GET", "/api/me"))["user"]["id"]  # her own upload: she is the one refused
+    assert run_sql(portal.database_url, "SELECT actor_id, owner_id FROM events WHERE type = 'upload.aborted'") == [
+        (ada_id, ada_id)]
 
 
 async def guest_of(portal: Portal, owner: DirectClient, **caps) -> tuple[DirectClient, dict]:

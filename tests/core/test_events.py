@@ -211,3 +211,13 @@ async def test_delivery_waits_out_a_database_that_refuses_it_and_loses_nothing(i
     assert "token.created" not in [e.type for e in integrator.received]
     run_sql(database_url, "DROP TRIGGER refuse_claims ON event_deliveries")
     await integrator.wait_for(lambda got: "token.created" in [e.type for e in got])
+
+
+async def test_events_recorded_together_arrive_in_the_order_they_were_recorded(integrator, database_url):
+    async with aiopg.connect(database_url) as conn, conn.cursor() as cur:
+        await cur.execute("BEGIN")
+        ids = [await record(cur, f"{noun}.happened", data={"n": n}) for n, noun in enumerate(["zeta", "alpha", "mid"])]
+        await cur.execute("COMMIT")  # one commit: they are claimed and delivered as one batch
+    got = await integrator.wait_for(lambda got: set(ids) <= {e.id for e in got})
+    assert [(e.id, e.type) for e in got if e.id in ids] == list(zip(ids, ["zeta.happened", "alpha.happened",
+                                                                          "mid.happened"]))
