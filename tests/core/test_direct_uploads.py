@@ -23,6 +23,7 @@ from portal_core import hookimpl, keys
 from portal_core.backends import Backend
 from portal_core.direct_client import DirectClient, PortalError, upload_file
 from tests.support.db import create_token, create_user, run_sql
+from tests.support.gate import S3Gate
 from tests.support.moto import free_port, object_keys, pending_uploads, r2_env, s3_client
 
 MiB = 1024 * 1024
@@ -78,11 +79,12 @@ class Portal:
 
 @pytest.fixture
 async def start(request, make_app, aiohttp_client, database_url, tmp_path):
-    """start(kind, extra_plugins=()) -> a Portal on the dev storage ("dev") or on R2 against moto ("r2")."""
+    """start(kind, extra_plugins=(), via=None) -> a Portal on the dev storage ("dev") or on R2 against moto
+    ("r2"; through ``via``, an S3Gate's URL in front of moto, when given)."""
     portals = []
     stack = contextlib.AsyncExitStack()
 
-    async def make(kind: str, extra_plugins=()) -> Portal:
+    async def make(kind: str, extra_plugins=(), via: str | None = None) -> Portal:
         port = free_port()
         env = {"APP_BASE_URL": f"http://127.0.0.1:{port}", "PLAN_FREE_MAX_FILE": "40MiB", "PLAN_FREE_QUOTA": "48MiB"}
         s3 = bucket = None
@@ -91,7 +93,7 @@ async def start(request, make_app, aiohttp_client, database_url, tmp_path):
             s3 = await stack.enter_async_context(s3_client(endpoint))
             bucket = f"direct-{uuid.uuid4().hex[:16]}"
             await s3.create_bucket(Bucket=bucket)
-            env.update(STORAGE_BACKEND="r2", **r2_env(endpoint, bucket))
+            env.update(STORAGE_BACKEND="r2", **r2_env(via or endpoint, bucket))
         app = make_app(extra_plugins, **env)
         await aiohttp_client(app, server_kwargs={"port": port, "host": "127.0.0.1"})
         portal = Portal(kind, app, f"http://127.0.0.1:{port}", database_url, tmp_path / "data", s3, bucket or "")
@@ -757,6 +759,30 @@ async def test_a_quota_lowered_below_what_is_stored_names_the_quota_and_what_is_
     ada_id = (await ada.call("GET", "/api/me"))["user"]["id"]  # her own upload: she is the one refused
     assert run_sql(portal.database_url, "SELECT actor_id, owner_id FROM events WHERE type = 'upload.aborted'") == [
         (ada_id, ada_id)]
+
+
+async def test_a_refusal_storage_cannot_be_told_of_is_503_and_keeps_the_upload_for_a_later_try(start, moto_endpoint):
+    async with S3Gate(moto_endpoint) as gate:
+        portal = await start("r2", via=gate.url)
+        ada = await portal.user()
+        created = await ada.create("a.bin", 100, "application/octet-stream")
+        etags = await send_parts(ada, created, [os.urandom(100)])
+        run_sql(portal.database_url, "UPDATE users SET limit_max_file = 60")
+        gate.refuse(lambda request: request.method == "DELETE")  # storage cannot abort anything right now
+        with pytest.raises(PortalError) as down:
+            await ada.complete(created["uploadId"], created["key"], etags)
+        assert down.value.status == 503 and down.value.message.startswith(
+            "the upload was refused (the file is larger than the free plan's per-file limit of 60 bytes) but "
+            "storage could not be told: ")
+        # Nothing is orphaned: the row stays with the (joined) object it stands for, for a later try or housekeeping.
+        assert len(portal.rows("direct_uploads")) == 1
+        assert await portal.leftovers() == [created["key"]] and portal.rows("artifacts") == []
+        gate.open()
+        run_sql(portal.database_url, "UPDATE direct_uploads SET busy_until = now() - interval '1 second'")
+        with pytest.raises(PortalError) as refused:
+            await ada.complete(created["uploadId"], created["key"], etags)
+        assert refused.value.status == 413
+        assert portal.rows("direct_uploads") == [] and await portal.leftovers() == []
 
 
 async def guest_of(portal: Portal, owner: DirectClient, **caps) -> tuple[DirectClient, dict]:

@@ -221,3 +221,38 @@ async def test_events_recorded_together_arrive_in_the_order_they_were_recorded(i
     got = await integrator.wait_for(lambda got: set(ids) <= {e.id for e in got})
     assert [(e.id, e.type) for e in got if e.id in ids] == list(zip(ids, ["zeta.happened", "alpha.happened",
                                                                           "mid.happened"]))
+
+
+class Troubled:
+    """A plugin whose token.created handler fails the way ``trouble`` says: a long error, or a hang."""
+
+    __name__ = "troubled"
+
+    def __init__(self, trouble: str) -> None:
+        self.trouble = trouble
+
+    @hookimpl
+    async def portal_event(self, event, app):
+        if event.type != "token.created":
+            return
+        if self.trouble == "long":
+            raise RuntimeError("x" * 3000)
+        await asyncio.sleep(3600)
+
+
+@pytest.mark.parametrize("trouble, error", [
+    ("long", ("RuntimeError: " + "x" * 3000)[:2000]),
+    ("hang", "timed out after 0.2s")])
+async def test_a_parked_delivery_says_what_went_wrong_in_at_most_2000_characters(make_app, aiohttp_client, sign_in,
+                                                                                database_url, trouble, error):
+    client = await aiohttp_client(make_app(extra_plugins=[Troubled(trouble)], EVENTS_MAX_ATTEMPTS="1",
+                                           EVENTS_HANDLER_TIMEOUT="0.2"))
+    browser = await sign_in("ada@example.com", on=client)
+    assert (await browser.request("POST", "/api/tokens", json={"name": "ci"})).status == 201
+    query = ("SELECT last_error FROM event_deliveries d JOIN events e ON e.id = d.event_id "
+             "WHERE d.plugin = 'troubled' AND e.type = 'token.created' AND d.parked_at IS NOT NULL")
+    for _ in range(200):
+        if run_sql(database_url, query):
+            break
+        await asyncio.sleep(0.05)
+    assert run_sql(database_url, query) == [(error,)]
