@@ -8,6 +8,9 @@ import re
 import aiohttp
 import pytest
 
+from portal_core import hookimpl
+from portal_core.backends import Backend
+from portal_core.interfaces import LoginFailed, ServiceUnavailable
 from tests.support.db import create_token, create_user
 
 
@@ -258,3 +261,89 @@ def test_a_route_asking_for_an_unknown_scope_is_a_programming_error():
     assert [required_scope(m, BY_METHOD) for m in ("GET", "HEAD", "OPTIONS", "POST", "DELETE")] == \
         ["artifacts:read"] * 3 + ["artifacts:write"] * 2
     assert required_scope("POST", None) is None and required_scope("GET", "admin") == "admin"
+
+
+async def dev_sign_in(session: aiohttp.ClientSession, base: str, email: str) -> aiohttp.ClientResponse:
+    """The development sign-in, as a browser goes through it; the callback's response (not followed)."""
+    async with session.get(base + "/auth/login", allow_redirects=False) as resp:
+        state = resp.headers["Location"].split("state=")[1]
+    async with session.post(base + "/auth/callback", data={"state": state, "email": email},
+                            allow_redirects=False) as resp:
+        await resp.read()
+        return resp
+
+
+async def test_while_signups_are_paused_only_people_with_an_account_sign_in(client, sql):
+    from portal_core import keys
+
+    base = str(client.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as ada:
+        assert (await dev_sign_in(ada, base, "ada@example.com")).status == 302  # she has an account now
+    sql("INSERT INTO site_settings (name, value) VALUES ('signups_paused', 'true'), ('banner', '\"Back on Monday.\"')")
+    app = client.server.app
+    await app[keys.SITE].refresh(app[keys.POOL])
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as bob:
+        refused = await dev_sign_in(bob, base, "bob@example.com")
+        assert refused.status == 403
+        assert ("The portal is not accepting new accounts right now. Please try again later. Back on Monday."
+                in await refused.text())
+        assert (await bob.get(base + "/api/me")).status == 401
+    assert sql("SELECT email FROM users") == [("ada@example.com",)]
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as ada:
+        assert (await dev_sign_in(ada, base, "ada@example.com")).status == 302
+        assert (await ada.get(base + "/api/me")).status == 200
+
+
+async def test_sign_out_is_for_browsers_a_token_cannot_end_a_session(client, sql, database_url):
+    user_id = create_user(database_url)
+    token = create_token(database_url, user_id)
+    resp = await client.post("/auth/logout", headers={"Authorization": f"Bearer {token}"}, allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith("/login?next=")  # as if signed out
+    assert sql("SELECT count(*) FROM events WHERE type = 'user.signed_out'") == [(0,)]
+    assert (await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})).status == 200
+
+
+class ProviderLogoutDown:
+    """An auth backend ("flaky") that signs in like the development one but cannot sign out at the provider."""
+
+    __name__ = "flaky_auth"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    @hookimpl
+    def portal_auth_backend(self):
+        import contextlib
+
+        from plugins.dev_stubs.auth import DevAuth
+
+        error = self.error
+
+        class Flaky(DevAuth):
+            name = "flaky"
+
+            async def logout_url(self, *, session_data, post_logout_redirect_url):
+                raise error
+
+        @contextlib.asynccontextmanager
+        async def open_flaky(ctx):
+            yield Flaky()
+
+        return Backend(name="flaky", open=open_flaky, development_only=True)
+
+
+@pytest.mark.parametrize("error", [ServiceUnavailable("the provider is down"),
+                                   LoginFailed("no sign-out here", reason="provider refused")])
+async def test_a_provider_that_cannot_sign_out_still_ends_the_local_session(make_app, aiohttp_client, sql, error,
+                                                                            caplog):
+    client = await aiohttp_client(make_app([ProviderLogoutDown(error)], AUTH_BACKEND="flaky"))
+    base = str(client.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        assert (await dev_sign_in(session, base, "ada@example.com")).status == 302
+        me = await (await session.get(base + "/api/me")).json()
+        async with session.post(base + "/auth/logout", data={"csrf_token": me["csrf_token"]},
+                                allow_redirects=False) as resp:
+            assert resp.status == 302 and resp.headers["Location"] == "/login"
+        assert (await session.get(base + "/api/me")).status == 401
+    assert sql("SELECT count(*) FROM sessions") == [(0,)]
+    assert "provider logout unavailable, signed out locally" in caplog.text
