@@ -785,6 +785,25 @@ async def test_a_refusal_storage_cannot_be_told_of_is_503_and_keeps_the_upload_f
         assert portal.rows("direct_uploads") == [] and await portal.leftovers() == []
 
 
+async def test_a_start_over_the_quota_is_refused_before_storage_is_asked_and_storage_down_is_503(start, moto_endpoint):
+    async with S3Gate(moto_endpoint) as gate:
+        portal = await start("r2", via=gate.url)
+        ada = await portal.user()
+        created = await ada.create("big.bin", 40 * MiB, "application/octet-stream")  # of a 48 MiB quota
+        with pytest.raises(PortalError) as refused:
+            await ada.create("more.bin", 9 * MiB, "application/octet-stream")
+        assert refused.value.status == 413
+        assert [s.method for s in gate.seen] == ["POST"]  # only the first start reached storage
+        # Storage not answering while the parts are listed: 503, and the upload stays as it was.
+        gate.refuse(lambda request: request.method == "GET")
+        with pytest.raises(PortalError) as down:
+            await ada.list_parts(created["uploadId"], created["key"])
+        assert down.value.status == 503 and down.value.message.startswith("storage is unavailable: ")
+        gate.open()
+        assert await ada.list_parts(created["uploadId"], created["key"]) == []
+        assert len(portal.rows("direct_uploads")) == 1
+
+
 async def guest_of(portal: Portal, owner: DirectClient, **caps) -> tuple[DirectClient, dict]:
     """A pro owner's new file request and a client without an account speaking /api/r/<token>."""
     run_sql(portal.database_url, "INSERT INTO subscriptions (user_id, plan, status, provider) "

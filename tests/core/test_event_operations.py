@@ -111,3 +111,43 @@ async def test_a_portal_holds_one_listen_connection_and_keeps_it(portal_client, 
         artifact = await (await ada.upload(b"x", f"{number}.txt")).json()
         await captured_events.wait_for("artifact.created", subject_id=artifact["id"])
         assert listeners() == first and len(first) == 1
+
+
+async def test_a_lost_listen_connection_is_made_again_and_wakes_delivery(make_app, aiohttp_client, sign_in, database_url,
+                                                                        caplog):
+    """The database dropping the LISTEN connection (a restart, a failover) must not end delivery: the
+    deliverer says so, connects again and delivery goes on being woken by NOTIFY (polling is 60 s here)."""
+    from portal_core.event_queue import CHANNEL
+
+    gated = Gated()
+    gated.gate.set()
+    client = await aiohttp_client(make_app(extra_plugins=[gated], EVENTS_POLL_SECONDS="60"))
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = %s"
+    await until(lambda: run_sql(database_url, query, (f"LISTEN {CHANNEL}",)), "a LISTEN connection")
+    (first,) = run_sql(database_url, query, (f"LISTEN {CHANNEL}",))
+    run_sql(database_url, "SELECT pg_terminate_backend(%s)", first)
+    await until(lambda: run_sql(database_url, query, (f"LISTEN {CHANNEL}",)) not in ([], [first]), "a new LISTEN connection")
+    assert "event notifications unavailable" in caplog.text
+    browser = await sign_in(on=client)
+    assert (await browser.request("POST", "/api/tokens", json={"name": "ci"})).status == 201
+    (token_event,) = run_sql(database_url, "SELECT id FROM events WHERE type = 'token.created'")
+    await until(lambda: token_event[0] in gated.received, "the token.created delivery")
+
+
+async def test_an_idle_deliverer_waits_for_a_wake_up_instead_of_asking_the_database_again_and_again(
+        make_app, aiohttp_client, database_url):
+    gated = Gated()
+    gated.gate.set()
+    # Every claim is an UPDATE of event_deliveries: a statement trigger counts them, rows or not.
+    run_sql(database_url, """
+        CREATE TABLE claims_seen (n bigint NOT NULL);
+        INSERT INTO claims_seen VALUES (0);
+        CREATE FUNCTION count_claim() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN UPDATE claims_seen SET n = n + 1; RETURN NULL; END $$;
+        CREATE TRIGGER count_claims AFTER UPDATE ON event_deliveries FOR EACH STATEMENT EXECUTE FUNCTION count_claim();""")
+    await aiohttp_client(make_app(extra_plugins=[gated], EVENTS_POLL_SECONDS="60"))
+    await asyncio.sleep(0.5)  # started: the first look at the queue is done
+    (before,) = run_sql(database_url, "SELECT n FROM claims_seen")[0]
+    await asyncio.sleep(1.5)
+    (after,) = run_sql(database_url, "SELECT n FROM claims_seen")[0]
+    assert after - before <= 2, f"{after - before} claims in 1.5 s of an idle portal"

@@ -82,3 +82,13 @@ def test_a_claimed_delivery_is_leased_for_longer_than_its_handler_may_run(handle
 
     settings = OutboxSettings(max_attempts=3, retry_seconds=1, handler_timeout=handler_timeout)
     assert settings.lease_seconds > handler_timeout + 1
+
+
+@pytest.mark.parametrize("attempts, base, expected", [(1, 2.0, 2.0), (2, 2.0, 4.0), (4, 0.5, 4.0), (30, 2.0, 3600.0)])
+def test_retries_back_off_exponentially_up_to_an_hour_with_20_percent_jitter(attempts, base, expected):
+    """After the n-th failure the next try is base × 2^(n-1) seconds away (at most an hour), ±20 %."""
+    from portal_core.outbox import backoff
+
+    delays = [backoff(attempts, base) for _ in range(500)]
+    assert all(0.8 * expected <= delay <= 1.2 * expected for delay in delays)
+    assert min(delays) < 0.85 * expected and max(delays) > 1.15 * expected  # spread over the whole range

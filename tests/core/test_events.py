@@ -244,7 +244,7 @@ class Troubled:
     ("long", ("RuntimeError: " + "x" * 3000)[:2000]),
     ("hang", "timed out after 0.2s")])
 async def test_a_parked_delivery_says_what_went_wrong_in_at_most_2000_characters(make_app, aiohttp_client, sign_in,
-                                                                                database_url, trouble, error):
+                                                                                database_url, trouble, error, caplog):
     client = await aiohttp_client(make_app(extra_plugins=[Troubled(trouble)], EVENTS_MAX_ATTEMPTS="1",
                                            EVENTS_HANDLER_TIMEOUT="0.2"))
     browser = await sign_in("ada@example.com", on=client)
@@ -256,3 +256,5 @@ async def test_a_parked_delivery_says_what_went_wrong_in_at_most_2000_characters
             break
         await asyncio.sleep(0.05)
     assert run_sql(database_url, query) == [(error,)]
+    (parked,) = [r for r in caplog.records if "parked for troubled" in r.getMessage()]
+    assert parked.levelname == "ERROR" and parked.getMessage().endswith(f"after 1 attempts: {error}")
