@@ -304,12 +304,14 @@ async def test_sign_out_is_for_browsers_a_token_cannot_end_a_session(client, sql
 
 
 class ProviderLogoutDown:
-    """An auth backend ("flaky") that signs in like the development one but cannot sign out at the provider."""
+    """An auth backend ("flaky") that signs in like the development one but fails at ``step`` ("logout",
+    "begin" or "complete") with ``error``."""
 
     __name__ = "flaky_auth"
 
-    def __init__(self, error: Exception) -> None:
+    def __init__(self, error: Exception, step: str = "logout") -> None:
         self.error = error
+        self.step = step
 
     @hookimpl
     def portal_auth_backend(self):
@@ -317,10 +319,20 @@ class ProviderLogoutDown:
 
         from plugins.dev_stubs.auth import DevAuth
 
-        error = self.error
+        error, step = self.error, self.step
 
         class Flaky(DevAuth):
             name = "flaky"
+
+            async def begin_login(self, **kwargs):
+                if step == "begin":
+                    raise error
+                return await super().begin_login(**kwargs)
+
+            async def complete_login(self, **kwargs):
+                if step == "complete":
+                    raise error
+                return await super().complete_login(**kwargs)
 
             async def logout_url(self, *, session_data, post_logout_redirect_url):
                 raise error
@@ -347,3 +359,29 @@ async def test_a_provider_that_cannot_sign_out_still_ends_the_local_session(make
         assert (await session.get(base + "/api/me")).status == 401
     assert sql("SELECT count(*) FROM sessions") == [(0,)]
     assert "provider logout unavailable, signed out locally" in caplog.text
+
+
+@pytest.mark.parametrize("step, error, words", [
+    ("begin", ServiceUnavailable("the provider is down"), "the provider is down"),
+    ("begin", LoginFailed("Sign-in is closed today.", reason="closed"), "Sign-in is closed today."),
+    ("complete", ServiceUnavailable("the provider is down"), "The sign-in service is not answering right now."),
+    ("complete", LoginFailed("Your provider said no.", reason="denied"), "Your provider said no.")])
+async def test_a_provider_failing_during_sign_in_gets_a_page_saying_so_and_no_session(make_app, aiohttp_client, sql,
+                                                                                    step, error, words):
+    client = await aiohttp_client(make_app([ProviderLogoutDown(error, step)], AUTH_BACKEND="flaky"))
+    base = str(client.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        if step == "begin":
+            resp = await session.get(base + "/auth/login", allow_redirects=False)
+        else:
+            resp = await dev_sign_in(session, base, "ada@example.com")
+        assert resp.status == 400 and words in await resp.text()
+        assert (await session.get(base + "/api/me")).status == 401
+    assert sql("SELECT count(*) FROM users") == [(0,)]
+    assert sql("SELECT count(*) FROM events WHERE type = 'user.sign_in_failed'") == [(1,)]
+
+
+async def test_the_sign_in_page_carries_the_next_page_the_server_accepts(client):
+    resp = await client.get("/login?next=/account%3Ftab%3Dtokens")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert 'href="/auth/login?next=%2Faccount%3Ftab%3Dtokens"' in await resp.text()
