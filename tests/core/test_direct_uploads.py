@@ -842,6 +842,15 @@ async def test_a_guest_sends_a_large_file_through_a_request_straight_to_storage(
                       ("request.file_received", None, owner_id, None)]
 
 
+async def test_a_guests_file_may_take_exactly_the_room_the_request_has_left(portal):
+    olivia = await portal.user("olivia@example.com")
+    guest, _ = await guest_of(portal, olivia, max_bytes=10 * MiB)
+    with pytest.raises(PortalError) as refused:
+        await guest.create("over.bin", 10 * MiB + 1, "application/octet-stream")
+    assert refused.value.status == 413
+    assert (await guest.create("exact.bin", 10 * MiB, "application/octet-stream"))["uploadId"]
+
+
 async def test_a_guests_direct_uploads_count_against_the_requests_caps_and_stay_its_own(portal):
     olivia = await portal.user("olivia@example.com")
     guest, request = await guest_of(portal, olivia, max_files=2, max_bytes=30 * MiB)

@@ -292,6 +292,25 @@ async def test_while_signups_are_paused_only_people_with_an_account_sign_in(clie
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as ada:
         assert (await dev_sign_in(ada, base, "ada@example.com")).status == 302
         assert (await ada.get(base + "/api/me")).status == 200
+    # Her account was made at her first sign-in, once; she signed in twice.
+    assert sql("SELECT type FROM events WHERE type IN ('user.created', 'user.signed_in') ORDER BY id") == [
+        ("user.created",), ("user.signed_in",), ("user.signed_in",)]
+
+
+async def test_a_suspended_account_cannot_sign_in_and_its_sign_out_just_forgets_the_cookie(client, sql):
+    base = str(client.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as ada:
+        assert (await dev_sign_in(ada, base, "ada@example.com")).status == 302
+        csrf = (await (await ada.get(base + "/api/me")).json())["csrf_token"]
+        (user_id,) = sql("SELECT id FROM users")[0]
+        sql("UPDATE users SET frozen_at = now()")
+        async with ada.post(base + "/auth/logout", data={"csrf_token": csrf}, allow_redirects=False) as resp:
+            assert resp.status == 302 and resp.headers["Location"] == "/login"
+            assert resp.cookies["portal_session"].value == ""  # the browser forgets it
+        refused = await dev_sign_in(ada, base, "ada@example.com")
+        assert refused.status == 403 and "This account is suspended." in await refused.text()
+    assert sql("SELECT data->>'reason' FROM events WHERE type = 'user.sign_in_failed'") == [
+        (f"account suspended (user {user_id})",)]
 
 
 async def test_sign_out_is_for_browsers_a_token_cannot_end_a_session(client, sql, database_url):
