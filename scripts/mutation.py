@@ -228,8 +228,9 @@ def test_command(module: Module) -> list[str]:
 
 
 def stop_leftovers(tree: Path) -> list[int]:
-    """Kill every process still running from ``tree`` (a peer — localstripe, moto, the OIDC provider, a
-    `portal` — whose test run was cut off by a timeout or the budget, so it never stopped it); their PIDs."""
+    """Kill every process still running from ``tree`` — started in it, naming it, or importing from it — (a
+    peer: localstripe, moto, the OIDC provider, a `portal`, whose test run was cut off by a timeout or the
+    budget, so it never stopped it); their PIDs."""
     marker = str(tree)
     killed = []
     for proc in Path("/proc").iterdir():
@@ -238,9 +239,10 @@ def stop_leftovers(tree: Path) -> list[int]:
         try:
             cwd = os.readlink(proc / "cwd")
             cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            environ = (proc / "environ").read_bytes().decode(errors="replace")  # PYTHONPATH names the copy
         except OSError:
             continue
-        if cwd.startswith(marker) or marker in cmdline:
+        if cwd.startswith(marker) or marker in cmdline or marker in environ:
             try:
                 os.kill(int(proc.name), signal.SIGKILL)
                 killed.append(int(proc.name))
