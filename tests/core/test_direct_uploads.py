@@ -842,6 +842,15 @@ async def test_a_guest_sends_a_large_file_through_a_request_straight_to_storage(
                       ("request.file_received", None, owner_id, None)]
 
 
+async def test_a_start_may_reserve_exactly_the_room_left_in_the_quota(portal):
+    ada = await portal.user()
+    run_sql(portal.database_url, "UPDATE users SET limit_quota = 100")
+    assert (await ada.create("exact.bin", 100, "application/octet-stream"))["uploadId"]
+    with pytest.raises(PortalError) as refused:
+        await ada.create("one.more", 1, "application/octet-stream")
+    assert refused.value.status == 413 and "(100 bytes already used)" in refused.value.message
+
+
 async def test_a_guests_file_may_take_exactly_the_room_the_request_has_left(portal):
     olivia = await portal.user("olivia@example.com")
     guest, _ = await guest_of(portal, olivia, max_bytes=10 * MiB)

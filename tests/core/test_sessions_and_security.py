@@ -404,3 +404,11 @@ async def test_the_sign_in_page_carries_the_next_page_the_server_accepts(client)
     resp = await client.get("/login?next=/account%3Ftab%3Dtokens")
     assert resp.status == 200 and resp.content_type == "text/html"
     assert 'href="/auth/login?next=%2Faccount%3Ftab%3Dtokens"' in await resp.text()
+
+
+async def test_an_api_token_at_the_sign_in_link_starts_a_sign_in(client, database_url):
+    """/auth/login skips ahead only for a browser already signed in; a token is not a browser's session."""
+    token = create_token(database_url, create_user(database_url))
+    resp = await client.get("/auth/login?next=/account", headers={"Authorization": f"Bearer {token}"},
+                            allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith("/dev/login?state=")
