@@ -842,6 +842,21 @@ async def test_a_guest_sends_a_large_file_through_a_request_straight_to_storage(
                       ("request.file_received", None, owner_id, None)]
 
 
+async def test_a_batch_signs_up_to_1000_part_numbers_and_parts_already_joined_are_not_listed(start):
+    portal = await start("dev")
+    ada = await portal.user()
+    created = await ada.create("a.bin", 10, "text/plain")
+    assert list(await ada.sign_batch(created["uploadId"], created["key"], [1] * 1000)) == [1]
+    with pytest.raises(PortalError) as refused:
+        await ada.sign_batch(created["uploadId"], created["key"], [1] * 1001)
+    assert (refused.value.status, refused.value.code, refused.value.message) == (
+        400, "bad_part_number", "partNumbers must list 1 to 1000 part numbers, e.g. 1,2,3")
+    run_sql(portal.database_url, "UPDATE direct_uploads SET stored_at = now()")  # a completion joined them
+    with pytest.raises(PortalError) as joined:
+        await ada.list_parts(created["uploadId"], created["key"])
+    assert (joined.value.status, joined.value.code) == (409, "completing")
+
+
 async def test_a_start_may_reserve_exactly_the_room_left_in_the_quota(portal):
     ada = await portal.user()
     run_sql(portal.database_url, "UPDATE users SET limit_quota = 100")
