@@ -793,11 +793,16 @@ async def test_a_start_over_the_quota_is_refused_before_storage_is_asked_and_sto
     async with S3Gate(moto_endpoint) as gate:
         portal = await start("r2", via=gate.url)
         ada = await portal.user()
-        created = await ada.create("big.bin", 40 * MiB, "application/octet-stream")  # of a 48 MiB quota
+        run_sql(portal.database_url, "UPDATE users SET limit_quota = 100")
+        stored = await ada.create("stored.bin", 60, "application/octet-stream")
+        await ada.complete(stored["uploadId"], stored["key"], await send_parts(ada, stored, [os.urandom(60)]))
+        created = await ada.create("pending.bin", 10, "application/octet-stream")  # 60 stored + 10 reserved
         with pytest.raises(PortalError) as refused:
-            await ada.create("more.bin", 9 * MiB, "application/octet-stream")
-        assert refused.value.status == 413
-        assert [s.method for s in gate.seen] == ["POST"]  # only the first start reached storage
+            await ada.create("more.bin", 50, "application/octet-stream")
+        assert refused.value.status == 413 and "(70 bytes already used)" in refused.value.message
+        # Only the two starts that were taken reached storage (each POST names its key).
+        assert {s.path.rsplit("/", 1)[1] for s in gate.seen if s.method == "POST"} == {
+            key.rsplit("/", 1)[1] for key in (stored["key"], created["key"])}
         # Storage not answering while the parts are listed: 503, and the upload stays as it was.
         gate.refuse(lambda request: request.method == "GET")
         with pytest.raises(PortalError) as down:
