@@ -151,8 +151,8 @@ async def locked_for(pool, share: Share) -> float | None:
     return max(1.0, wait) if count >= MAX_FAILURES else None
 
 
-async def try_password(pool, share: Share, password: str) -> tuple[str, float]:
-    """("right" | "wrong" | "locked", seconds to wait when locked).
+async def try_password(pool, share: Share, password: str) -> tuple[str, float | None]:
+    """("right" | "wrong" | "locked", seconds to wait when locked, else None).
 
     The try is written as a failure before the (slow) check and removed when the password was right, all
     under the link's row lock: concurrent guesses on any number of pods cannot get past ten.
@@ -166,10 +166,10 @@ async def try_password(pool, share: Share, password: str) -> tuple[str, float]:
             await cur.execute("INSERT INTO share_password_failures (share_id) VALUES (%s) RETURNING id", (share.id,))
             (attempt,) = await cur.fetchone()
     if not await verify_password_async(password, share.password_hash):
-        return "wrong", 0.0
+        return "wrong", None
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute("DELETE FROM share_password_failures WHERE id = %s", (attempt,))
-    return "right", 0.0
+    return "right", None
 
 
 def password_page(request: web.Request, *, wrong: bool = False, status: int = 200) -> web.Response:
