@@ -862,6 +862,16 @@ async def test_a_batch_signs_up_to_1000_part_numbers_and_parts_already_joined_ar
     assert (joined.value.status, joined.value.code) == (409, "completing")
 
 
+async def test_a_file_larger_than_storage_can_hold_is_refused_naming_its_size(start):
+    portal = await start("dev")
+    ada = await portal.user()
+    with pytest.raises(PortalError) as refused:  # 10,000 parts of 5 GiB at most
+        await ada.create("huge.bin", 10_000 * 5 * 1024 * MiB + 1, "application/octet-stream")
+    assert (refused.value.status, refused.value.code) == (413, "too_large")
+    assert refused.value.message.startswith("storage cannot hold a file of ")
+    assert portal.rows("direct_uploads") == []
+
+
 async def test_a_start_may_reserve_exactly_the_room_left_in_the_quota(portal):
     ada = await portal.user()
     run_sql(portal.database_url, "UPDATE users SET limit_quota = 100")

@@ -108,6 +108,10 @@ async def test_token_lifecycle(sign_in, sql, client):
     assert me.status == 200 and (await me.json())["csrf_token"] is None
     assert (await client.get("/api/artifacts", headers=bearer)).status == 200
     assert sql("SELECT last_used_at IS NOT NULL FROM api_tokens") == [(True,)]
+    # The owner's list says when it was last used (not when it was made).
+    sql("UPDATE api_tokens SET created_at = '2026-01-01T00:00:00Z', last_used_at = '2026-02-03T04:05:06Z'")
+    (listed,) = (await (await browser.request("GET", "/api/tokens")).json())["tokens"]
+    assert (listed["created_at"], listed["last_used_at"]) == ("2026-01-01T00:00:00+00:00", "2026-02-03T04:05:06+00:00")
     # A token cannot manage tokens: a leaked one must not mint more.
     assert (await client.post("/api/tokens", json={"name": "more"}, headers=bearer)).status == 401
     assert (await client.get("/api/tokens", headers=bearer)).status == 401
