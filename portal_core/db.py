@@ -14,7 +14,7 @@ import random
 import re
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -174,19 +174,33 @@ async def apply_schema(pool: aiopg.Pool, parts: Sequence[tuple[str, str]], *, ve
     """
     started = time.perf_counter()
     deadline = time.monotonic() + retry_for
-    delay = 0.05
+    delays = retry_delays()
     while True:
         try:
             digest, recorded = await _apply_once(pool, parts, version=version)
             return SchemaApplied(digest, recorded, time.perf_counter() - started)
         except _YIELD_TO_TRAFFIC as exc:
+            delay = next(delays)
             if time.monotonic() + delay > deadline:
                 raise RuntimeError(f"applying the schema kept waiting for locks held by traffic for "
                                    f"{retry_for:g}s; last: {str(exc).strip().splitlines()[0]}") from exc
             log.info("schema apply yielded to traffic holding a lock (%s); retrying in %.2fs",
                      type(exc).__name__, delay)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 2.0)
+            await asyncio.sleep(jittered(delay))
+
+
+def retry_delays() -> Iterator[float]:
+    """The pause before each retry of a schema apply that yielded to traffic: 50 ms, doubling, at most 2 s
+    (short at first: the lock it waited for is usually a request's, gone in milliseconds)."""
+    delay = 0.05
+    while True:
+        yield delay
+        delay = min(delay * 2, 2.0)
+
+
+def jittered(delay: float) -> float:
+    """``delay`` ±50 %, so pods that yielded together do not all retry together."""
+    return delay * random.uniform(0.5, 1.5)
 
 
 async def _apply_once(pool: aiopg.Pool, parts: Sequence[tuple[str, str]], *, version: str) -> tuple[str, bool]:

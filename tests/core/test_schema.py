@@ -364,3 +364,19 @@ ALTER TABLE a ADD COLUMN IF NOT EXISTS p int, ADD COLUMN IF NOT EXISTS q int;
         "SELECT ''';'; SELECT 2": ["SELECT ''';'", "SELECT 2"],
     }.items():
         assert sqltext.statements(sql) == expected, sql
+
+
+def test_a_schema_apply_that_yielded_retries_after_50_ms_doubling_to_at_most_2_s():
+    from itertools import islice
+
+    from portal_core.db import retry_delays
+
+    assert list(islice(retry_delays(), 9)) == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0]
+
+
+def test_each_retry_pause_is_jittered_by_up_to_half_either_way():
+    from portal_core.db import jittered
+
+    pauses = [jittered(2.0) for _ in range(500)]
+    assert all(1.0 <= pause <= 3.0 for pause in pauses)
+    assert min(pauses) < 1.1 and max(pauses) > 2.9  # spread over the whole range
