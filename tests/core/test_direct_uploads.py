@@ -810,6 +810,11 @@ async def test_a_start_over_the_quota_is_refused_before_storage_is_asked_and_sto
         assert down.value.status == 503 and down.value.message.startswith("storage is unavailable: ")
         gate.open()
         assert await ada.list_parts(created["uploadId"], created["key"]) == []
+        # Storage not answering a start: 503, and nothing is reserved.
+        gate.refuse(lambda request: request.method == "POST")
+        with pytest.raises(PortalError) as down:
+            await ada.create("later.bin", 5, "application/octet-stream")
+        assert down.value.status == 503 and down.value.message.startswith("storage is unavailable, nothing was started")
         assert len(portal.rows("direct_uploads")) == 1
 
 
