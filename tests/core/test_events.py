@@ -258,3 +258,40 @@ async def test_a_parked_delivery_says_what_went_wrong_in_at_most_2000_characters
     assert run_sql(database_url, query) == [(error,)]
     (parked,) = [r for r in caplog.records if "parked for troubled" in r.getMessage()]
     assert parked.levelname == "ERROR" and parked.getMessage().endswith(f"after 1 attempts: {error}")
+
+
+class Blocking:
+    """A plain (sync) handler that blocks, as a requests.post to a slow service would."""
+
+    __name__ = "blocking"
+
+    def __init__(self) -> None:
+        import threading
+
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.released_in_time: bool | None = None
+
+    @hookimpl
+    def portal_event(self, event, app):
+        if event.type == "token.created":
+            self.entered.set()
+            self.released_in_time = self.release.wait(5)
+
+
+async def test_a_blocking_sync_handler_runs_off_the_event_loop_so_requests_go_on(make_app, aiohttp_client, sign_in):
+    plugin = Blocking()
+    client = await aiohttp_client(make_app(extra_plugins=[plugin]))
+    browser = await sign_in("ada@example.com", on=client)
+    assert (await browser.request("POST", "/api/tokens", json={"name": "ci"})).status == 201
+    for _ in range(200):
+        if plugin.entered.is_set():
+            break
+        await asyncio.sleep(0.02)
+    # The handler is blocked in its thread; the portal still answers.
+    assert (await browser.request("GET", "/api/me")).status == 200
+    plugin.release.set()
+    for _ in range(200):
+        if plugin.released_in_time is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert plugin.released_in_time is True
