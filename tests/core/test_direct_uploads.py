@@ -877,6 +877,24 @@ async def test_a_file_larger_than_storage_can_hold_is_refused_naming_its_size(st
     assert portal.rows("direct_uploads") == []
 
 
+async def test_an_expired_upload_can_be_aborted_and_storage_down_meanwhile_is_503_then_it_can_be_tried_again(
+        start, moto_endpoint):
+    async with S3Gate(moto_endpoint) as gate:
+        portal = await start("r2", via=gate.url)
+        ada = await portal.user()
+        created = await ada.create("a.bin", 10, "application/octet-stream")
+        run_sql(portal.database_url, "UPDATE direct_uploads SET expires_at = now() - interval '1 second'")
+        gate.refuse(lambda request: request.method == "DELETE")
+        with pytest.raises(PortalError) as down:
+            await ada.abort(created["uploadId"], created["key"])
+        assert down.value.status == 503
+        assert down.value.message.startswith("storage is unavailable, the upload was not aborted")
+        assert len(portal.rows("direct_uploads")) == 1
+        gate.open()
+        await ada.abort(created["uploadId"], created["key"])  # given back at once: no wait for a lease
+        assert portal.rows("direct_uploads") == [] and await portal.leftovers() == []
+
+
 async def test_a_start_may_reserve_exactly_the_room_left_in_the_quota(portal):
     ada = await portal.user()
     run_sql(portal.database_url, "UPDATE users SET limit_quota = 100")

@@ -35,6 +35,7 @@ async def test_sign_in_gets_a_new_session_id_and_sign_out_deletes_it(client, sql
         assert sql("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == [(1,)]
         assert sql("SELECT count(*) FROM sessions") == [(1,)]  # the pre-login session is gone
         me = await (await session.get(base + "/api/me")).json()
+        assert len(me["csrf_token"]) == 43  # 256 random bits, URL-safe base64
         async with session.post(base + "/auth/logout", data={"csrf_token": me["csrf_token"]},
                                 allow_redirects=False) as resp:
             assert resp.status == 302
@@ -411,6 +412,13 @@ async def test_the_sign_in_page_carries_the_next_page_the_server_accepts(client)
     resp = await client.get("/login?next=/account%3Ftab%3Dtokens")
     assert resp.status == 200 and resp.content_type == "text/html"
     assert 'href="/auth/login?next=%2Faccount%3Ftab%3Dtokens"' in await resp.text()
+
+
+async def test_a_suspended_accounts_token_is_refused_saying_so(client, sql, database_url):
+    token = create_token(database_url, create_user(database_url))
+    sql("UPDATE users SET frozen_at = now()")
+    resp = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status == 401 and (await resp.json())["error"]["code"] == "suspended"
 
 
 async def test_an_api_token_at_the_sign_in_link_starts_a_sign_in(client, database_url):
