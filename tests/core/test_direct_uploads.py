@@ -874,6 +874,9 @@ async def test_a_file_larger_than_storage_can_hold_is_refused_naming_its_size(st
         await ada.create("huge.bin", 10_000 * 5 * 1024 * MiB + 1, "application/octet-stream")
     assert (refused.value.status, refused.value.code) == (413, "too_large")
     assert refused.value.message.startswith("storage cannot hold a file of ")
+    with pytest.raises(PortalError) as refused:  # exactly as large as storage takes: then it is the plan's limit
+        await ada.create("huge.bin", 10_000 * 5 * 1024 * MiB, "application/octet-stream")
+    assert refused.value.message == "the file is larger than the free plan's per-file limit of 40 MiB"
     assert portal.rows("direct_uploads") == []
 
 

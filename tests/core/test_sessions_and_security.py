@@ -414,6 +414,22 @@ async def test_the_sign_in_page_carries_the_next_page_the_server_accepts(client)
     assert 'href="/auth/login?next=%2Faccount%3Ftab%3Dtokens"' in await resp.text()
 
 
+async def test_the_csrf_header_counts_for_a_form_too_and_wins_over_its_field(client, sql):
+    base = str(client.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        assert (await dev_sign_in(session, base, "ada@example.com")).status == 302
+        csrf = (await (await session.get(base + "/api/me")).json())["csrf_token"]
+        # A wrong header is not rescued by a right field.
+        async with session.post(base + "/auth/logout", data={"csrf_token": csrf}, headers={"X-CSRF-Token": "wrong"},
+                                allow_redirects=False) as resp:
+            assert resp.status == 403
+        # The right header with a form that has no field signs out.
+        async with session.post(base + "/auth/logout", data={"other": "1"}, headers={"X-CSRF-Token": csrf},
+                                allow_redirects=False) as resp:
+            assert resp.status == 302
+    assert sql("SELECT count(*) FROM sessions") == [(0,)]
+
+
 async def test_a_suspended_accounts_token_is_refused_saying_so(client, sql, database_url):
     token = create_token(database_url, create_user(database_url))
     sql("UPDATE users SET frozen_at = now()")
