@@ -97,8 +97,7 @@ async def stored_customer(cur, user_id: int) -> str | None:
     """The Stripe customer id kept for ``user_id``, if any."""
     await cur.execute("SELECT customer_id FROM subscriptions WHERE user_id = %s AND provider = %s",
                       (user_id, PROVIDER))
-    row = await cur.fetchone()
-    return row[0] if row else None
+    return await _scalar(cur)
 
 
 async def keep_customer(cur, user_id: int, customer_id: str) -> str:
@@ -111,15 +110,14 @@ async def keep_customer(cur, user_id: int, customer_id: str) -> str:
             WHERE subscriptions.customer_id IS NULL OR subscriptions.provider <> EXCLUDED.provider
         RETURNING customer_id
         """, (user_id, PROVIDER, customer_id))
-    row = await cur.fetchone()
-    return row[0] if row else await stored_customer(cur, user_id)
+    kept = await _scalar(cur)
+    return kept if kept is not None else await stored_customer(cur, user_id)
 
 
 async def user_for_customer(cur, customer_id: str) -> int | None:
     await cur.execute("SELECT user_id FROM subscriptions WHERE provider = %s AND customer_id = %s",
                       (PROVIDER, customer_id))
-    row = await cur.fetchone()
-    return row[0] if row else None
+    return await _scalar(cur)
 
 
 async def first_existing_user(cur, candidates: Iterable[str]) -> int | None:
@@ -128,10 +126,19 @@ async def first_existing_user(cur, candidates: Iterable[str]) -> int | None:
         if not candidate.isdigit():
             continue
         await cur.execute("SELECT id FROM users WHERE id = %s", (int(candidate),))
-        row = await cur.fetchone()
-        if row:
-            return row[0]
+        user_id = await _scalar(cur)
+        if user_id is not None:
+            return user_id
     return None
+
+
+async def _scalar(cur) -> Any:
+    """The one column of the one row the last statement returned, or None when it returned none."""
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    (value,) = row
+    return value
 
 
 async def lock_customer(cur, customer_id: str) -> None:
