@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
 import re
 import time
 import weakref
@@ -24,6 +23,7 @@ import psycopg2
 import psycopg2.errors
 
 from . import sqltext
+from .retrying import doubling, jittered
 from .redact import mask, secret_parts
 
 log = logging.getLogger("portal.db")
@@ -65,7 +65,7 @@ async def create_pool(dsn: str, *, connect_timeout: float, minsize: int = 1, max
     and new ones are opened on demand once the server is back (until then, acquiring one fails fast).
     """
     deadline = time.monotonic() + connect_timeout
-    delay = 0.25
+    delays = connect_delays()
     # Keepalive settings written in DATABASE_URL win over ours.
     keepalives = {k: v for k, v in KEEPALIVES.items() if k not in dsn}
     while True:
@@ -86,8 +86,7 @@ async def create_pool(dsn: str, *, connect_timeout: float, minsize: int = 1, max
                     f"(DATABASE_URL={mask(dsn, secret_parts(dsn))})") from None
             log.warning("database at %s unreachable (%s); retrying for up to %.0fs more",
                         describe_target(dsn), reason, left)
-            await asyncio.sleep(min(delay, max(left, 0.05)))
-            delay = min(delay * 2, 2.0)
+            await asyncio.sleep(min(next(delays), max(left, 0.05)))
 
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -186,21 +185,18 @@ async def apply_schema(pool: aiopg.Pool, parts: Sequence[tuple[str, str]], *, ve
                                    f"{retry_for:g}s; last: {str(exc).strip().splitlines()[0]}") from exc
             log.info("schema apply yielded to traffic holding a lock (%s); retrying in %.2fs",
                      type(exc).__name__, delay)
-            await asyncio.sleep(jittered(delay))
+            await asyncio.sleep(jittered(delay, 0.5))  # pods that yielded together retry apart
 
 
 def retry_delays() -> Iterator[float]:
     """The pause before each retry of a schema apply that yielded to traffic: 50 ms, doubling, at most 2 s
     (short at first: the lock it waited for is usually a request's, gone in milliseconds)."""
-    delay = 0.05
-    while True:
-        yield delay
-        delay = min(delay * 2, 2.0)
+    return doubling(0.05, 2.0)
 
 
-def jittered(delay: float) -> float:
-    """``delay`` ±50 %, so pods that yielded together do not all retry together."""
-    return delay * random.uniform(0.5, 1.5)
+def connect_delays() -> Iterator[float]:
+    """The pause before each new try to reach an unreachable database at start: 250 ms, doubling, at most 2 s."""
+    return doubling(0.25, 2.0)
 
 
 async def _apply_once(pool: aiopg.Pool, parts: Sequence[tuple[str, str]], *, version: str) -> tuple[str, bool]:

@@ -26,7 +26,7 @@ import contextlib
 import inspect
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import aiopg
 import attrs
@@ -37,11 +37,11 @@ from . import keys
 from .event_metrics import DeliveryMetrics
 from .event_queue import CHANNEL, register_consumers
 from .events import EVENT_COLUMNS, Event
+from .retrying import doubling
 from .tasks import stop_tasks
 
 log = logging.getLogger("portal.events")
 
-POLL_SECONDS = 5.0
 BATCH = 100
 MAX_BACKOFF_SECONDS = 3600.0
 MAX_ERROR_TEXT = 2000
@@ -72,7 +72,7 @@ class OutboxSettings:
     max_attempts: int
     retry_seconds: float
     handler_timeout: float
-    poll_seconds: float = POLL_SECONDS
+    poll_seconds: float
 
     @property
     def lease_seconds(self) -> float:
@@ -102,6 +102,12 @@ def consumers_of(pm) -> list[Consumer]:
         caller = pm.subset_hook_caller("portal_event", remove_plugins=others)
         result.append(Consumer(impl.plugin_name, caller, inspect.iscoroutinefunction(impl.function)))
     return result
+
+
+def listen_retry_delays() -> Iterator[float]:
+    """The pause before each new try of a lost LISTEN connection: 0.5 s, doubling, at most 30 s (deliveries
+    are polled meanwhile)."""
+    return doubling(0.5, 30.0)
 
 
 def backoff(attempts: int, base: float) -> float:
@@ -144,12 +150,12 @@ class Outbox:
 
     async def _listen(self) -> None:
         dsn = self.app[keys.CONFIG].core.database_url
-        delay = 0.5
+        delays = listen_retry_delays()
         while True:
             try:
                 async with aiopg.connect(dsn, timeout=10) as conn, conn.cursor() as cur:
                     await cur.execute(f"LISTEN {CHANNEL}")
-                    delay = 0.5
+                    delays = listen_retry_delays()
                     self.wake_all()  # anything recorded while we were not listening
                     while True:
                         await conn.notifies.get()
@@ -159,8 +165,7 @@ class Outbox:
             except Exception as exc:  # the database going away must not end delivery: poll meanwhile
                 log.warning("event notifications unavailable (%s); polling every %gs until they are back",
                             _first_line(exc), self.settings.poll_seconds)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                await asyncio.sleep(next(delays))
 
     # -- delivery ----------------------------------------------------------------------------------
 

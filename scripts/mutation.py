@@ -80,7 +80,7 @@ MODULES: dict[str, Module] = {
     "schema": Module(("portal_core/db.py", "portal_core/sqltext.py"),
                      ("tests/core/test_schema.py",),
                      ("-m", "not slow", "-k", "not eight_processes and not unreachable and not show"),
-                     functions=("apply_schema", "retry_delays", "jittered", "_apply_once", "_catalog", "_already_done", "_last_apply",
+                     functions=("apply_schema", "retry_delays", "_apply_once", "_catalog", "_already_done", "_last_apply",
                                 "schema_hash", "schema_parts", "statements", "strip_comments", "index_created",
                                 "column_added", "_outside_parentheses")),
     "stripe_webhook": Module(("plugins/stripe/webhooks.py", "plugins/stripe/sync.py"),

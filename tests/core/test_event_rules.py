@@ -80,7 +80,7 @@ def test_a_claimed_delivery_is_leased_for_longer_than_its_handler_may_run(handle
     handler's timeout: a live process never has a delivery it is still running taken from it."""
     from portal_core.outbox import OutboxSettings
 
-    settings = OutboxSettings(max_attempts=3, retry_seconds=1, handler_timeout=handler_timeout)
+    settings = OutboxSettings(max_attempts=3, retry_seconds=1, handler_timeout=handler_timeout, poll_seconds=5)
     assert settings.lease_seconds > handler_timeout + 1
 
 
@@ -92,3 +92,11 @@ def test_retries_back_off_exponentially_up_to_an_hour_with_20_percent_jitter(att
     delays = [backoff(attempts, base) for _ in range(500)]
     assert all(0.8 * expected <= delay <= 1.2 * expected for delay in delays)
     assert min(delays) < 0.85 * expected and max(delays) > 1.15 * expected  # spread over the whole range
+
+
+def test_a_lost_listen_connection_is_tried_again_after_half_a_second_doubling_to_at_most_30():
+    from itertools import islice
+
+    from portal_core.outbox import listen_retry_delays
+
+    assert list(islice(listen_retry_delays(), 9)) == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]

@@ -375,8 +375,16 @@ def test_a_schema_apply_that_yielded_retries_after_50_ms_doubling_to_at_most_2_s
 
 
 def test_each_retry_pause_is_jittered_by_up_to_half_either_way():
-    from portal_core.db import jittered
+    from portal_core.retrying import jittered
 
-    pauses = [jittered(2.0) for _ in range(500)]
+    pauses = [jittered(2.0, 0.5) for _ in range(500)]
     assert all(1.0 <= pause <= 3.0 for pause in pauses)
     assert min(pauses) < 1.1 and max(pauses) > 2.9  # spread over the whole range
+
+
+def test_an_unreachable_database_is_tried_again_after_250_ms_doubling_to_at_most_2_s():
+    from itertools import islice
+
+    from portal_core.db import connect_delays
+
+    assert list(islice(connect_delays(), 6)) == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
