@@ -31,6 +31,7 @@ async def test_sign_in_gets_a_new_session_id_and_sign_out_deletes_it(client, sql
             assert resp.status == 302 and resp.headers["Location"] == "/account"
             signed_in = resp.cookies["portal_session"]
         assert signed_in.value != pre_login
+        assert len(signed_in.value) == len(pre_login) == 43  # 256 random bits each, URL-safe base64
         assert signed_in["httponly"] and signed_in["samesite"] == "Lax"
         assert sql("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL") == [(1,)]
         assert sql("SELECT count(*) FROM sessions") == [(1,)]  # the pre-login session is gone
