@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import random
 from collections.abc import Callable, Iterator
 
 import aiopg
@@ -37,7 +36,7 @@ from . import keys
 from .event_metrics import DeliveryMetrics
 from .event_queue import CHANNEL, register_consumers
 from .events import EVENT_COLUMNS, Event
-from .retrying import doubling
+from .retrying import doubling, jittered
 from .tasks import stop_tasks
 
 log = logging.getLogger("portal.events")
@@ -113,7 +112,7 @@ def listen_retry_delays() -> Iterator[float]:
 def backoff(attempts: int, base: float) -> float:
     """Seconds before the next attempt after ``attempts`` failures: exponential, capped, with jitter."""
     delay = min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
-    return delay * random.uniform(0.8, 1.2)
+    return jittered(delay, 0.2)
 
 
 class Outbox:
