@@ -100,3 +100,26 @@ def test_a_lost_listen_connection_is_tried_again_after_half_a_second_doubling_to
     from portal_core.outbox import listen_retry_delays
 
     assert list(islice(listen_retry_delays(), 9)) == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+
+
+async def test_consumers_unseen_for_a_week_are_forgotten_with_their_queues_and_old_events_purged(portal_db, portal_pool):
+    from portal_core.event_queue import consumer_names, forget_stale_consumers, purge_old_events, register_consumers
+    from tests.support.db import run_sql
+
+    await register_consumers(portal_pool, ["webhooks", "gone_plugin", "quiet_plugin"])
+    assert await consumer_names(portal_pool) == ["gone_plugin", "quiet_plugin", "webhooks"]
+    async with portal_pool.acquire() as conn, conn.cursor() as cur:
+        old = await record(cur, "test.happened", data={})  # queued for all three
+    run_sql(portal_db, "UPDATE events SET occurred_at = now() - interval '31 days' WHERE id = %s", (old,))
+    run_sql(portal_db, "UPDATE event_consumers SET seen_at = now() - interval '7 days 1 hour' WHERE plugin = 'gone_plugin'")
+    run_sql(portal_db, "UPDATE event_consumers SET seen_at = now() - interval '6 days 23 hours' WHERE plugin = 'quiet_plugin'")
+    assert await forget_stale_consumers(portal_pool) == 1
+    assert await consumer_names(portal_pool) == ["quiet_plugin", "webhooks"]
+    assert run_sql(portal_db, "SELECT plugin FROM event_deliveries ORDER BY plugin") == [("quiet_plugin",), ("webhooks",)]
+    assert await forget_stale_consumers(portal_pool) == 0
+    # Events past the retention go, their queued deliveries with them; newer ones stay.
+    async with portal_pool.acquire() as conn, conn.cursor() as cur:
+        new = await record(cur, "test.happened", data={})
+    assert await purge_old_events(portal_pool, days=30) == 1
+    assert run_sql(portal_db, "SELECT id FROM events WHERE type = 'test.happened'") == [(new,)]
+    assert run_sql(portal_db, "SELECT count(*) FROM event_deliveries WHERE event_id = %s", (old,)) == [(0,)]
