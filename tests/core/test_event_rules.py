@@ -123,3 +123,10 @@ async def test_consumers_unseen_for_a_week_are_forgotten_with_their_queues_and_o
     assert await purge_old_events(portal_pool, days=30) == 1
     assert run_sql(portal_db, "SELECT id FROM events WHERE type = 'test.happened'") == [(new,)]
     assert run_sql(portal_db, "SELECT count(*) FROM event_deliveries WHERE event_id = %s", (old,)) == [(0,)]
+    # In batches: a batch that came back full is followed by another, until one is not.
+    async with portal_pool.acquire() as conn, conn.cursor() as cur:
+        for _ in range(4):
+            await record(cur, "test.happened", data={})
+    run_sql(portal_db, "UPDATE events SET occurred_at = now() - interval '31 days' WHERE id > %s", (new,))
+    assert await purge_old_events(portal_pool, days=30, batch=2) == 4
+    assert run_sql(portal_db, "SELECT id FROM events WHERE type = 'test.happened'") == [(new,)]
