@@ -300,3 +300,14 @@ async def test_a_blocking_sync_handler_runs_off_the_event_loop_so_requests_go_on
             break
         await asyncio.sleep(0.02)
     assert plugin.released_in_time is True
+
+
+async def test_more_events_than_one_batch_all_arrive(integrator, database_url):
+    from portal_core.outbox import BATCH
+
+    async with aiopg.connect(database_url) as conn, conn.cursor() as cur:
+        await cur.execute("BEGIN")
+        ids = [await record(cur, "bulk.happened", data={"n": n}) for n in range(BATCH + 20)]
+        await cur.execute("COMMIT")
+    got = await integrator.wait_for(lambda got: set(ids) <= {e.id for e in got})
+    assert [e.id for e in got if e.type == "bulk.happened"] == ids
