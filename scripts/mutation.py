@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
 import os
 import re
@@ -352,7 +353,16 @@ def run_module(name: str, budget: float, timeout: float, fresh: bool, recheck: b
             with sqlite3.connect(session) as db:  # the survivors run again, against the tests as they are now
                 db.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'")
         dropped_path = workdir / f"{Path(path).stem}.dropped.json"
-        if fresh or not session.exists():
+        # A session records where each mutant goes in the file as it was: once the file changed, going on
+        # would put mutants in the wrong places, so the session starts over.
+        source_hash = hashlib.sha256((tree / path).read_bytes()).hexdigest()
+        hash_path = workdir / f"{Path(path).stem}.source-sha256"
+        restart = fresh
+        if session.exists() and not fresh and (not hash_path.exists() or hash_path.read_text() != source_hash):
+            print(f"scripts/mutation: {path} changed since its session began; starting it over", flush=True)
+            restart = True
+        hash_path.write_text(source_hash)
+        if restart or not session.exists():
             session.unlink(missing_ok=True)
             dropped_path.unlink(missing_ok=True)
             subprocess.run(["cosmic-ray", "init", str(config), str(session)], cwd=tree, env=environment(tree), check=True)
