@@ -17,6 +17,7 @@ import pytest
 
 from portal_core.testing.client import browser_multipart
 from tests.support.db import create_token, create_user, run_sql
+from tests.support.live import received_until_closed
 from tests.support.portal import run_portal
 
 HEADER_TIMEOUT = 1.0
@@ -55,15 +56,10 @@ def connect(portal) -> socket.socket:
 
 def read_until_closed(sock: socket.socket) -> bytes:
     """Everything the portal sends until it closes the connection (fails if it never does)."""
-    received = b""
     try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
+        return received_until_closed(sock)
     except TimeoutError:
-        raise AssertionError(f"the portal kept the connection open for {HANG:g}s; got {received[:200]!r}") from None
-    return received
+        raise AssertionError(f"the portal kept the connection open for {HANG:g}s") from None
 
 
 def stored_files(portal) -> list[Path]:

@@ -28,6 +28,18 @@ from portal_core.web.sessions import DEFAULT_SCOPES, SCOPES
 from .db import run_sql
 
 
+def received_until_closed(sock: socket.socket) -> bytes:
+    """Everything the peer sends until it closes the connection (a reset counts as closing); the socket's
+    timeout (TimeoutError) if it never does."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
 class _Keep(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -80,12 +92,7 @@ class LivePortal:
                 sock.sendall(request)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the portal answered (and closed) before reading everything: read its answer
-            answer = b""
-            try:
-                while chunk := sock.recv(65536):
-                    answer += chunk
-            except ConnectionResetError:
-                pass
+            answer = received_until_closed(sock)
         if not answer.startswith(b"HTTP/1."):
             return 0, answer
         head, _, body = answer.partition(b"\r\n\r\n")
